@@ -36848,7 +36848,7 @@ var package_default = {
     test: "node scripts/test.mjs",
     lint: "tsc --noEmit && eslint . && node scripts/lint-actions.mjs",
     bench: "node --import tsx bench/run.ts",
-    docs: "node --import tsx scripts/gen-config-reference.ts"
+    docs: "node --import tsx scripts/config-reference.ts"
   },
   dependencies: {
     "@actions/core": "3.0.1",
@@ -38448,7 +38448,7 @@ function semanticDiagnostics(resolved, raw, locate, partial) {
     return v !== null && v !== void 0;
   });
   if (sources.length > 1) {
-    for (const s of sources.slice(1)) {
+    for (const s of sources) {
       error2(["dataset", s], `set only one dataset source, but ${sources.map((x) => `dataset.${x}`).join(" and ")} are all set; remove all but one`, "key");
     }
   } else if (sources.length === 0 && !partial) {
@@ -39297,13 +39297,15 @@ function gitRefReader(ref, cwd) {
   let top;
   try {
     top = git(["rev-parse", "--show-toplevel"], cwd).trim();
-  } catch {
+  } catch (e) {
+    if (e instanceof InfraError) throw e;
     throw new UserError(`--base ${ref}: ${cwd} is not inside a git repository`);
   }
   let commit;
   try {
     commit = git(["rev-parse", "--verify", "--quiet", `${ref}^{commit}`], cwd).trim();
-  } catch {
+  } catch (e) {
+    if (e instanceof InfraError) throw e;
     throw new UserError(`--base ${ref}: no such git ref (fetch it first, e.g. git fetch origin ${ref.replace(/^origin\//, "")})`);
   }
   const readFile = (abs) => {
@@ -39367,7 +39369,8 @@ function changeLine(c) {
   if (!("new" in c)) return `  - ${c.key}: ${show(c.old)}`;
   return `  ~ ${c.key}: ${show(c.old)} -> ${show(c.new)}`;
 }
-var usd = (n) => `$${n < 1 ? n.toFixed(4) : n.toFixed(2)}`;
+var perHour = (n) => `$${n < 10 ? n.toFixed(3) : n.toFixed(2)}/h`;
+var usd = (n) => `$${n.toFixed(2)}`;
 function renderPlan(p, withConfig) {
   const c = p.config;
   const lines = [`plan for ${p.file}  sha256:${p.hash}`];
@@ -39394,14 +39397,14 @@ function renderPlan(p, withConfig) {
       if (!i.known) lines.push(`  ${i.type.padEnd(14)} not in the price table`);
       else {
         const fit = i.fits === void 0 ? "" : i.fits ? "  fits" : "  TOO SMALL for the estimate";
-        lines.push(`  ${i.type.padEnd(14)} ${i.gpus}x ${i.gpu ?? "no GPU"} ${i.gpu_memory_gib} GiB  on-demand ${usd(i.on_demand_per_hour)}/h${fit}`);
+        lines.push(`  ${i.type.padEnd(14)} ${i.gpus}x ${i.gpu ?? "no GPU"} ${i.gpu_memory_gib} GiB  on-demand ${perHour(i.on_demand_per_hour)}${fit}`);
       }
     }
     if (c.compute.on_demand_fallback && c.compute.spot) lines.push("  then the same types on-demand (on_demand_fallback: true)");
   }
   const k = p.cost;
   if (k.first_choice_per_hour !== void 0) {
-    lines.push(`cost     ${usd(k.first_choice_per_hour)}/h for the first choice at on-demand prices; at most ${usd(k.ttl_cap)} if it ran until the TTL`);
+    lines.push(`cost     ${perHour(k.first_choice_per_hour)} for the first choice at on-demand prices; at most ${usd(k.ttl_cap)} if it ran until the TTL`);
   }
   lines.push(`         ${k.note}`);
   if (withConfig) lines.push("", "resolved config:", (0, import_yaml4.stringify)(c, { lineWidth: 0 }).trimEnd());

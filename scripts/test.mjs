@@ -14,6 +14,11 @@ function collect(dir) {
   return out;
 }
 
+// The CLI tests run dist/cli.js, what users and the action run: build it from the current sources first
+// (deterministic, so a committed, up-to-date dist/ stays unchanged).
+const build = spawnSync(process.execPath, ["scripts/build.mjs"], { stdio: "inherit" });
+if (build.status !== 0) process.exit(build.status ?? 1);
+
 const filter = process.argv.slice(2);
 const files = collect("test").filter((f) => filter.length === 0 || filter.some((x) => f.includes(x)));
 if (files.length === 0) {

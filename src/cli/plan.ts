@@ -15,7 +15,9 @@ function changeLine(c: KeyChange): string {
   return `  ~ ${c.key}: ${show(c.old)} -> ${show(c.new)}`;
 }
 
-const usd = (n: number): string => `$${n < 1 ? n.toFixed(4) : n.toFixed(2)}`;
+/** Hourly prices keep AWS's tenths of a cent; totals are rounded to cents. */
+const perHour = (n: number): string => `$${n < 10 ? n.toFixed(3) : n.toFixed(2)}/h`;
+const usd = (n: number): string => `$${n.toFixed(2)}`;
 
 export function renderPlan(p: Plan, withConfig: boolean): string {
   const c = p.config;
@@ -43,14 +45,14 @@ export function renderPlan(p: Plan, withConfig: boolean): string {
       if (!i.known) lines.push(`  ${i.type.padEnd(14)} not in the price table`);
       else {
         const fit = i.fits === undefined ? "" : i.fits ? "  fits" : "  TOO SMALL for the estimate";
-        lines.push(`  ${i.type.padEnd(14)} ${i.gpus}x ${i.gpu ?? "no GPU"} ${i.gpu_memory_gib} GiB  on-demand ${usd(i.on_demand_per_hour!)}/h${fit}`);
+        lines.push(`  ${i.type.padEnd(14)} ${i.gpus}x ${i.gpu ?? "no GPU"} ${i.gpu_memory_gib} GiB  on-demand ${perHour(i.on_demand_per_hour!)}${fit}`);
       }
     }
     if (c.compute.on_demand_fallback && c.compute.spot) lines.push("  then the same types on-demand (on_demand_fallback: true)");
   }
   const k = p.cost;
   if (k.first_choice_per_hour !== undefined) {
-    lines.push(`cost     ${usd(k.first_choice_per_hour)}/h for the first choice at on-demand prices; at most ${usd(k.ttl_cap!)} if it ran until the TTL`);
+    lines.push(`cost     ${perHour(k.first_choice_per_hour)} for the first choice at on-demand prices; at most ${usd(k.ttl_cap!)} if it ran until the TTL`);
   }
   lines.push(`         ${k.note}`);
   if (withConfig) lines.push("", "resolved config:", stringify(c, { lineWidth: 0 }).trimEnd());

@@ -62,7 +62,7 @@ export function semanticDiagnostics(resolved: unknown, raw: unknown, locate: Loc
     return v !== null && v !== undefined;
   });
   if (sources.length > 1) {
-    for (const s of sources.slice(1)) {
+    for (const s of sources) {
       error(["dataset", s], `set only one dataset source, but ${sources.map((x) => `dataset.${x}`).join(" and ")} are all set; remove all but one`, "key");
     }
   } else if (sources.length === 0 && !partial) {

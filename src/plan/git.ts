@@ -25,13 +25,15 @@ export function gitRefReader(ref: string, cwd: string): GitRefReader {
   let top: string;
   try {
     top = git(["rev-parse", "--show-toplevel"], cwd).trim();
-  } catch {
+  } catch (e) {
+    if (e instanceof InfraError) throw e;
     throw new UserError(`--base ${ref}: ${cwd} is not inside a git repository`);
   }
   let commit: string;
   try {
     commit = git(["rev-parse", "--verify", "--quiet", `${ref}^{commit}`], cwd).trim();
-  } catch {
+  } catch (e) {
+    if (e instanceof InfraError) throw e;
     throw new UserError(`--base ${ref}: no such git ref (fetch it first, e.g. git fetch origin ${ref.replace(/^origin\//, "")})`);
   }
   const readFile: ReadFileHook = (abs) => {

@@ -1,0 +1,20 @@
+// Runs the bundled CLI (dist/cli.js, what users and the action run) as a child process.
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const REPO = fileURLToPath(new URL("../..", import.meta.url));
+export const CLI = `${REPO}dist/cli.js`;
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function ftune(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliResult {
+  const env = { ...process.env, ...opts.env };
+  // The suite itself may run inside GitHub Actions; the CLI must only see Actions where a test says so.
+  if (!opts.env || !("GITHUB_ACTIONS" in opts.env)) delete env.GITHUB_ACTIONS;
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? REPO, env, encoding: "utf8" });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
