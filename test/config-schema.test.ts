@@ -21,7 +21,7 @@ const EVERY_KEY = {
     prompt_template: { description: "", prompt_input: "", prompt_no_input: "", response_split: "" },
     tokenization: { cutoff_len: 0, add_eos_token: true, train_on_inputs: true, overflow: "truncate" },
   },
-  model: { base_model: "", revision: "", quantization: "nf4", hf_token_env: null, trust_remote_code: false, resuming_checkpoint_path: null, model_save_directory: null },
+  model: { base_model: "", revision: "", allow_patterns: null, ignore_patterns: [], quantization: "nf4", hf_token_env: null, trust_remote_code: false, resuming_checkpoint_path: null, model_save_directory: null },
   training: {
     num_epochs: 1, max_steps: null, micro_batch_size: 1, macro_batch_size: 1, learning_rate: 1, lr_scheduler: "", warmup_steps: 0,
     weight_decay: 0, max_grad_norm: 1, optimizer: "", eval_steps: 1, save_steps: null, logging_steps: 1, bf16: "auto", fp16: null,
@@ -34,7 +34,7 @@ const EVERY_KEY = {
     max_price: null, nodes: 1, gpus_per_node: null, ttl_minutes: 1, ami: null, volume_gb: null, ssh_port: 22, ssh_cidr: null, workdir: "",
     ssh: { host: "", port: 22, user: "", private_key_env: "", host_key: null },
   },
-  storage: { url: "", region: null, endpoint: null, force_path_style: false, checksums: null },
+  storage: { url: "", region: null, endpoint: null, force_path_style: false, checksums: null, concurrency: 1, part_size_mb: 5 },
   trainer: { backend: "axolotl", image: null, command: null, extra: {} },
   report: { baseline: "main", metrics: [], comment: "update" },
   events: { notify: [], subscribe: [] },

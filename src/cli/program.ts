@@ -2,10 +2,12 @@
 // exit codes of DESIGN.md (0 ok, 1 user error, 2 infrastructure error). User errors never print a stack.
 import { Command, CommanderError, Option } from "commander";
 import pkg from "../../package.json" with { type: "json" };
-import { EXIT_INFRA, EXIT_USER, InfraError, UserError } from "../util/errors.js";
+import { EXIT_USER } from "../util/errors.js";
 import { runConfigShow } from "./config-show.js";
 import { runPlan } from "./plan.js";
 import { runValidate } from "./validate.js";
+import { modelsCommand } from "./models.js";
+import { describeFailure } from "./failures.js";
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 const setOption = (): Option => new Option("--set <key=value>", "override a config value (repeatable), typed by the schema, e.g. --set training.learning_rate=1e-4").argParser(collect);
@@ -45,6 +47,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("--json", "print the plan as one JSON object")
     .action((path: string, opts: { base?: string; set?: string[]; json?: boolean; config?: boolean }) => setExit(runPlan(path, opts)));
 
+  program.addCommand(modelsCommand(setExit));
+
   return program;
 }
 
@@ -61,15 +65,8 @@ export async function main(argv: string[]): Promise<number> {
       // --help and --version end here with exitCode 0; usage errors are user errors.
       return e.exitCode === 0 ? 0 : EXIT_USER;
     }
-    if (e instanceof UserError) {
-      process.stderr.write(`ftune: ${e.message}\n`);
-      return EXIT_USER;
-    }
-    if (e instanceof InfraError) {
-      process.stderr.write(`ftune: ${e.message}\n`);
-      return EXIT_INFRA;
-    }
-    process.stderr.write(`ftune: internal error: ${(e as Error).stack ?? String(e)}\n`);
-    return EXIT_INFRA;
+    const failure = describeFailure(e);
+    process.stderr.write(`ftune: ${failure.message}\n`);
+    return failure.code;
   }
 }

@@ -32,6 +32,8 @@ export interface DatasetConfig {
 export interface ModelConfig {
   base_model: string;
   revision: string;
+  allow_patterns: string[] | null;
+  ignore_patterns: string[];
   quantization: "none" | "int8" | "nf4";
   hf_token_env: string | null;
   trust_remote_code: boolean;
@@ -114,6 +116,8 @@ export interface StorageConfig {
   endpoint: string | null;
   force_path_style: boolean;
   checksums: "when_supported" | "when_required" | null;
+  concurrency: number;
+  part_size_mb: number;
 }
 
 export interface TrainerConfig {

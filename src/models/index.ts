@@ -1,0 +1,349 @@
+// The model store: base models cached in the store as models/<hf-id>@<commit>/ with _ftune_manifest.json
+// (path, size, sha256 per file) written last, so "present" means "manifest present". Mirroring streams each
+// file from the Hub into the store (no local staging) or copies a local folder (--from); an interrupted mirror
+// keeps a journal of finished files, so a rerun moves only what is missing or wrong.
+import { createHash } from "node:crypto";
+import { readdir, stat, writeFile, mkdir } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { Transform, type Readable } from "node:stream";
+import { UserError } from "../util/errors.js";
+import type { HubClient, HubFile } from "../hub/index.js";
+import {
+  downloadFiles, forEachPool, Limiter, Progress, sha256File, withRetry, type FileEntry, type ProgressOptions, type Store,
+} from "../store/index.js";
+import { TransientError } from "../store/retry.js";
+import { selectModelFiles } from "./select.js";
+
+export const MANIFEST = "_ftune_manifest.json";
+const JOURNAL = "_ftune_partial.json";
+
+export interface ModelManifest {
+  format: "ftune-model/1";
+  model: string;
+  /** The revision as asked (branch, tag, sha, or a label for --from). */
+  revision: string;
+  /** The Hub commit it resolved to; null for a local folder. */
+  commit: string | null;
+  source: string;
+  created_at: string;
+  files: FileEntry[];
+  bytes: number;
+}
+
+export interface TransferSummary {
+  /** Files and bytes that moved in this call (files already present and verified are not counted). */
+  files: number;
+  bytes: number;
+  seconds: number;
+  reused: number;
+}
+
+export interface MirrorResult {
+  manifest: ModelManifest;
+  uri: string;
+  /** True when the manifest was already there: nothing was checked or moved. */
+  already: boolean;
+  transferred: TransferSummary;
+}
+
+export interface MirrorOptions {
+  model: string;
+  revision?: string;
+  /** Fill the cache from this local folder instead of the Hub. */
+  from?: string;
+  hub?: HubClient;
+  allow?: readonly string[] | null;
+  ignore?: readonly string[] | null;
+  concurrency?: number;
+  progress?: ProgressOptions;
+  signal?: AbortSignal;
+}
+
+export function modelPrefix(model: string, revision: string): string {
+  return `models/${model}@${revision}`;
+}
+
+const isSha = (rev: string): boolean => /^[0-9a-f]{40}$/.test(rev);
+
+async function readJson<T>(store: Store, key: string): Promise<T | null> {
+  const bytes = await store.getBytes(key);
+  return bytes ? (JSON.parse(bytes.toString("utf8")) as T) : null;
+}
+
+export async function readModelManifest(store: Store, prefix: string): Promise<ModelManifest | null> {
+  return readJson<ModelManifest>(store, `${prefix}/${MANIFEST}`);
+}
+
+/** Files finished by an earlier, interrupted mirror, written after each file so a rerun can trust them. */
+class Journal {
+  private entries = new Map<string, FileEntry>();
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly store: Store, private readonly key: string) {}
+
+  async load(): Promise<void> {
+    const list = (await readJson<FileEntry[]>(this.store, this.key)) ?? [];
+    this.entries = new Map(list.map((e) => [e.path, e]));
+  }
+
+  get(path: string): FileEntry | undefined {
+    return this.entries.get(path);
+  }
+
+  /** Records a finished file; writes are serialised so the journal object is never a stale overwrite. */
+  add(entry: FileEntry): Promise<void> {
+    this.entries.set(entry.path, entry);
+    const snapshot = JSON.stringify([...this.entries.values()]);
+    this.writing = this.writing.then(() => this.store.putBytes(this.key, snapshot, { contentType: "application/json" }));
+    return this.writing;
+  }
+
+  async remove(): Promise<void> {
+    await this.writing;
+    await this.store.delete(this.key);
+  }
+}
+
+/** A journalled file counts as done when the stored object still has its size (and its Hub sha256 agrees). */
+async function alreadyStored(store: Store, prefix: string, journal: Journal, path: string, size: number, sha256?: string): Promise<FileEntry | undefined> {
+  const j = journal.get(path);
+  if (!j || j.size !== size || (sha256 && j.sha256 !== sha256)) return undefined;
+  const head = await store.head(`${prefix}/${path}`);
+  return head && head.size === size ? j : undefined;
+}
+
+async function finishManifest(store: Store, prefix: string, manifest: ModelManifest, journal: Journal): Promise<void> {
+  // Last write of the set: its presence is what "mirrored" means.
+  await store.putBytes(`${prefix}/${MANIFEST}`, `${JSON.stringify(manifest, null, 2)}\n`, { contentType: "application/json" });
+  await journal.remove();
+}
+
+/** Counts bytes and computes sha256 and the git blob sha1 (what the Hub lists for small files) as data passes. */
+function verifyingTap(size: number): { tap: Transform; result: () => { bytes: number; sha256: string; blobSha1: string } } {
+  const sha256 = createHash("sha256");
+  const blob = createHash("sha1").update(`blob ${size}\0`);
+  let bytes = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      sha256.update(chunk);
+      blob.update(chunk);
+      bytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  return { tap, result: () => ({ bytes, sha256: sha256.digest("hex"), blobSha1: blob.digest("hex") }) };
+}
+
+async function mirrorFromHub(store: Store, o: MirrorOptions & { hub: HubClient }): Promise<MirrorResult> {
+  const revision = o.revision ?? "main";
+  const repo = await o.hub.repo("model", o.model, revision);
+  const { selected } = selectModelFiles(repo.files, o.allow, o.ignore);
+  if (selected.length === 0) throw new UserError(`model ${o.model}@${revision}: no file matches the selection (model.allow_patterns / ignore_patterns)`);
+  const prefix = modelPrefix(o.model, repo.sha);
+  const existing = await readModelManifest(store, prefix);
+  if (existing) return { manifest: existing, uri: store.uri(prefix), already: true, transferred: { files: 0, bytes: 0, seconds: 0, reused: existing.files.length } };
+
+  const journal = new Journal(store, `${prefix}/${JOURNAL}`);
+  await journal.load();
+  const done = new Map<string, FileEntry>();
+  const todo: HubFile[] = [];
+  for (const f of selected) {
+    const stored = await alreadyStored(store, prefix, journal, f.path, f.size, f.sha256);
+    if (stored) done.set(f.path, stored);
+    else todo.push(f);
+  }
+  const concurrency = o.concurrency ?? 16;
+  const limiter = new Limiter(concurrency);
+  const progress = new Progress(`mirror ${o.model}@${repo.sha.slice(0, 12)}`, todo.reduce((n, f) => n + f.size, 0), o.progress);
+  try {
+    // Each streamed upload holds up to 4 requests; more files than concurrency/4 would only queue.
+    await forEachPool(todo, Math.max(1, Math.floor(concurrency / 4)), async (f) => {
+      const entry = await withRetry(async () => {
+        const body: Readable = await o.hub.download("model", o.model, repo.sha, f.path, o.signal);
+        const { tap, result } = verifyingTap(f.size);
+        body.once("error", (e) => tap.destroy(e));
+        await store.uploadStream(`${prefix}/${f.path}`, body.pipe(tap), f.size, f.sha256, { limiter, progress, signal: o.signal });
+        const got = result();
+        const wrong = got.bytes !== f.size || (f.sha256 ? got.sha256 !== f.sha256 : f.blobId ? got.blobSha1 !== f.blobId : false);
+        if (wrong) {
+          await store.delete(`${prefix}/${f.path}`);
+          throw new TransientError(`${f.path}: the Hub sent ${got.bytes} bytes that do not match its listing (size ${f.size}); retrying`);
+        }
+        return { path: f.path, size: f.size, sha256: got.sha256 };
+      }, { signal: o.signal });
+      done.set(f.path, entry);
+      await journal.add(entry);
+    });
+  } finally {
+    progress.finish();
+  }
+  const files = selected.map((f) => done.get(f.path)!);
+  const manifest: ModelManifest = {
+    format: "ftune-model/1",
+    model: o.model,
+    revision,
+    commit: repo.sha,
+    source: o.hub.endpoint,
+    created_at: new Date().toISOString(),
+    files,
+    bytes: files.reduce((n, f) => n + f.size, 0),
+  };
+  await finishManifest(store, prefix, manifest, journal);
+  const bytes = todo.reduce((n, f) => n + f.size, 0);
+  return { manifest, uri: store.uri(prefix), already: false, transferred: { files: todo.length, bytes, seconds: progress.finish().seconds, reused: selected.length - todo.length } };
+}
+
+async function listLocal(root: string): Promise<{ path: string; size: number }[]> {
+  const out: { path: string; size: number }[] = [];
+  const walk = async (dir: string, rel: string): Promise<void> => {
+    for (const e of (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+      if (e.name.startsWith(".")) continue; // .git, .cache (huggingface_hub's download metadata)
+      const p = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(join(dir, e.name), p);
+      else if (e.isFile() || e.isSymbolicLink()) out.push({ path: p, size: (await stat(join(dir, e.name))).size });
+    }
+  };
+  await walk(root, "");
+  return out;
+}
+
+async function mirrorFromFolder(store: Store, o: MirrorOptions & { from: string }): Promise<MirrorResult> {
+  const root = resolve(o.from);
+  const revision = o.revision ?? "main";
+  let listing;
+  try {
+    listing = await listLocal(root);
+  } catch (e) {
+    throw new UserError(`--from ${o.from}: ${(e as Error).message}`);
+  }
+  const { selected } = selectModelFiles(listing, o.allow, o.ignore);
+  if (selected.length === 0) throw new UserError(`--from ${o.from}: no model files found (config.json, tokenizer files, *.safetensors)`);
+  const prefix = modelPrefix(o.model, revision);
+  const existing = await readModelManifest(store, prefix);
+  if (existing) return { manifest: existing, uri: store.uri(prefix), already: true, transferred: { files: 0, bytes: 0, seconds: 0, reused: existing.files.length } };
+
+  const journal = new Journal(store, `${prefix}/${JOURNAL}`);
+  await journal.load();
+  const concurrency = o.concurrency ?? 16;
+  const limiter = new Limiter(concurrency);
+  const progress = new Progress(`mirror ${o.model}@${revision} from ${o.from}`, selected.reduce((n, f) => n + f.size, 0), o.progress);
+  const done = new Map<string, FileEntry>();
+  let moved = 0;
+  let movedBytes = 0;
+  try {
+    // Hashing a file and uploading another overlap: the pool is as wide as the request limit.
+    await forEachPool(selected, concurrency, async (f) => {
+      const entry: FileEntry = { path: f.path, size: f.size, sha256: await sha256File(join(root, f.path)) };
+      if (await alreadyStored(store, prefix, journal, f.path, f.size, entry.sha256)) {
+        progress.add(f.size);
+      } else {
+        await store.uploadFile(join(root, f.path), `${prefix}/${f.path}`, f.size, entry.sha256, { limiter, progress, signal: o.signal });
+        moved++;
+        movedBytes += f.size;
+        await journal.add(entry);
+      }
+      done.set(f.path, entry);
+    });
+  } finally {
+    progress.finish();
+  }
+  const files = selected.map((f) => done.get(f.path)!);
+  const manifest: ModelManifest = {
+    format: "ftune-model/1",
+    model: o.model,
+    revision,
+    commit: isSha(revision) ? revision : null,
+    source: "local",
+    created_at: new Date().toISOString(),
+    files,
+    bytes: files.reduce((n, f) => n + f.size, 0),
+  };
+  await finishManifest(store, prefix, manifest, journal);
+  return { manifest, uri: store.uri(prefix), already: false, transferred: { files: moved, bytes: movedBytes, seconds: progress.finish().seconds, reused: files.length - moved } };
+}
+
+export async function mirrorModel(store: Store, o: MirrorOptions): Promise<MirrorResult> {
+  if (o.from) return mirrorFromFolder(store, { ...o, from: o.from });
+  if (!o.hub) throw new UserError("mirroring from the Hub needs a Hub client");
+  return mirrorFromHub(store, { ...o, hub: o.hub });
+}
+
+/** The manifest for model@revision: looked up under the revision as given, then under the commit the Hub resolves it to. */
+export async function findModel(store: Store, model: string, revision = "main", hub?: HubClient): Promise<{ prefix: string; manifest: ModelManifest } | null> {
+  const direct = modelPrefix(model, revision);
+  const m = await readModelManifest(store, direct);
+  if (m) return { prefix: direct, manifest: m };
+  if (!hub || isSha(revision)) return null;
+  const sha = (await hub.repo("model", model, revision)).sha;
+  const resolved = modelPrefix(model, sha);
+  const r = await readModelManifest(store, resolved);
+  return r ? { prefix: resolved, manifest: r } : null;
+}
+
+export interface PullOptions {
+  model: string;
+  revision?: string;
+  to: string;
+  hub?: HubClient;
+  concurrency?: number;
+  progress?: ProgressOptions;
+  signal?: AbortSignal;
+}
+
+/** A verified local copy: files already there with the right sha256 are kept; the rest are downloaded and checked. */
+export async function pullModel(store: Store, o: PullOptions): Promise<{ manifest: ModelManifest; dir: string; transferred: TransferSummary }> {
+  const found = await findModel(store, o.model, o.revision, o.hub);
+  if (!found) throw new UserError(`model ${o.model}@${o.revision ?? "main"} is not in the store ${store.url}; run: ftune models mirror ${o.model}${o.revision ? ` --revision ${o.revision}` : ""}`);
+  const dir = resolve(o.to);
+  const todo: FileEntry[] = [];
+  for (const f of found.manifest.files) {
+    const local = join(dir, f.path);
+    const s = await stat(local).catch(() => null);
+    if (!s || s.size !== f.size || (await sha256File(local)) !== f.sha256) todo.push(f);
+  }
+  const r = await downloadFiles(store, found.prefix, dir, todo, {
+    concurrency: o.concurrency,
+    label: `pull ${o.model}@${found.manifest.revision}`,
+    progress: o.progress,
+    signal: o.signal,
+  });
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, MANIFEST), `${JSON.stringify(found.manifest, null, 2)}\n`);
+  return { manifest: found.manifest, dir, transferred: { ...r, reused: found.manifest.files.length - todo.length } };
+}
+
+export interface ModelListing {
+  model: string;
+  revision: string;
+  commit: string | null;
+  uri: string;
+  files: number;
+  bytes: number;
+  created_at: string;
+}
+
+export async function listModels(store: Store): Promise<ModelListing[]> {
+  const out: ModelListing[] = [];
+  for await (const o of store.list("models")) {
+    if (!o.key.endsWith(`/${MANIFEST}`)) continue;
+    const prefix = o.key.slice(0, -MANIFEST.length - 1);
+    const m = await readModelManifest(store, prefix);
+    if (!m) continue;
+    out.push({ model: m.model, revision: m.revision, commit: m.commit, uri: store.uri(prefix), files: m.files.length, bytes: m.bytes, created_at: m.created_at });
+  }
+  return out.sort((a, b) => a.model.localeCompare(b.model) || b.created_at.localeCompare(a.created_at));
+}
+
+export interface PresignedFile extends FileEntry {
+  url: string;
+}
+
+/**
+ * Presigned GET URLs for every file of a stored model, so the GPU box downloads it with no AWS credentials.
+ * SigV4 URLs live at most 7 days, and no longer than the credentials that signed them (an OIDC role session: 1 h
+ * by default), so size the role's session to the job.
+ */
+export async function presignModel(store: Store, prefix: string, manifest: ModelManifest, expiresSeconds: number): Promise<PresignedFile[]> {
+  const expires = Math.min(Math.max(60, Math.ceil(expiresSeconds)), 7 * 24 * 3600);
+  return Promise.all(manifest.files.map(async (f) => ({ ...f, url: await store.presignGet(`${prefix}/${f.path}`, expires) })));
+}

@@ -1,0 +1,81 @@
+// Moving many files at once: a pool of files in flight, every request through one Limiter, progress for the
+// whole batch, and sha256 verification of every download before it is renamed into place.
+import { mkdir, rename, rm } from "node:fs/promises";
+import { dirname } from "node:path";
+import { InfraError } from "../util/errors.js";
+import { forEachPool, Limiter } from "./limiter.js";
+import { Progress, type ProgressOptions } from "./progress.js";
+import type { Store } from "./types.js";
+
+export interface FileEntry {
+  /** Path relative to the set's root (also the key suffix in the store). */
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+export interface BatchOptions {
+  concurrency?: number;
+  label: string;
+  progress?: ProgressOptions;
+  signal?: AbortSignal;
+  /** Called after each file lands (e.g. to journal a resumable mirror). */
+  onFile?: (entry: FileEntry) => Promise<void> | void;
+}
+
+export interface BatchResult {
+  files: number;
+  bytes: number;
+  seconds: number;
+}
+
+/** A stored object whose bytes do not match its manifest. */
+export class IntegrityError extends InfraError {}
+
+function batch(opts: BatchOptions, totalBytes: number): { limiter: Limiter; progress: Progress; width: number } {
+  const concurrency = opts.concurrency ?? 16;
+  return { limiter: new Limiter(concurrency), progress: new Progress(opts.label, totalBytes, opts.progress), width: concurrency };
+}
+
+/** Stops the progress display whether the batch succeeded or not. */
+async function finishing(progress: Progress, work: Promise<void>): Promise<void> {
+  try {
+    await work;
+  } catch (e) {
+    progress.finish();
+    throw e;
+  }
+}
+
+/** Uploads local files (`root`/path) to `prefix`/path; each object carries its sha256. */
+export async function uploadFiles(store: Store, root: string, prefix: string, files: readonly FileEntry[], opts: BatchOptions): Promise<BatchResult> {
+  const total = files.reduce((n, f) => n + f.size, 0);
+  const { limiter, progress, width } = batch(opts, total);
+  await finishing(progress, forEachPool(files, width, async (f) => {
+    await store.uploadFile(`${root}/${f.path}`, `${prefix}/${f.path}`, f.size, f.sha256, { limiter, progress, signal: opts.signal });
+    await opts.onFile?.(f);
+  }));
+  return { files: files.length, bytes: total, seconds: progress.finish().seconds };
+}
+
+/**
+ * Downloads `prefix`/path to `root`/path. Each file lands as `<path>.ftune-part`, is checked against its sha256,
+ * then renamed: an interrupted or corrupt download never looks like a complete file.
+ */
+export async function downloadFiles(store: Store, prefix: string, root: string, files: readonly FileEntry[], opts: BatchOptions): Promise<BatchResult> {
+  const total = files.reduce((n, f) => n + f.size, 0);
+  const { limiter, progress, width } = batch(opts, total);
+  await finishing(progress, forEachPool(files, width, async (f) => {
+      const target = `${root}/${f.path}`;
+      const part = `${target}.ftune-part`;
+      await mkdir(dirname(target), { recursive: true });
+      const got = await store.downloadFile(`${prefix}/${f.path}`, part, f.size, { limiter, progress, signal: opts.signal });
+      if (got !== f.sha256) {
+        await rm(part, { force: true });
+        throw new IntegrityError(`${store.uri(`${prefix}/${f.path}`)} is corrupt: its sha256 is ${got}, the manifest says ${f.sha256}; repair the store entry (mirror it again) and retry`);
+      }
+      await rename(part, target);
+      await opts.onFile?.(f);
+    }));
+  return { files: files.length, bytes: total, seconds: progress.finish().seconds };
+}
