@@ -79720,7 +79720,8 @@ function s3ClientConfig(opts, purpose) {
     maxAttempts: 3,
     requestHandler: {
       connectionTimeout: 1e4,
-      requestTimeout: opts.timeoutMs ?? 6e4,
+      // Idle time, not total time: a stalled request fails and is retried, a slow but moving part is left alone.
+      socketTimeout: opts.timeoutMs ?? 6e4,
       httpAgent: new http.Agent({ keepAlive: true, maxSockets: sockets }),
       httpsAgent: new https.Agent({ keepAlive: true, maxSockets: sockets })
     }
@@ -79741,6 +79742,11 @@ function s3ClientConfig(opts, purpose) {
 function isNotFound(e5) {
   const err = e5;
   return err.name === "NotFound" || err.name === "NoSuchKey" || err.$metadata?.httpStatusCode === 404;
+}
+function multipartEtag(partEtags) {
+  const md5 = createHash9("md5");
+  for (const e5 of partEtags) md5.update(Buffer.from(e5.replace(/"/g, ""), "hex"));
+  return `"${md5.digest("hex")}-${partEtags.length}"`;
 }
 function partSizeFor(size, configured) {
   return Math.max(configured, 5 * MiB, Math.ceil(size / MAX_PARTS / MiB) * MiB);
@@ -79789,7 +79795,7 @@ var S3Store = class {
   async head(key) {
     try {
       const r5 = await withRetry(() => this.client.send(new import_client_s3.HeadObjectCommand({ Bucket: this.bucket, Key: this.k(key) })));
-      return { key, size: r5.ContentLength ?? 0, sha256: r5.Metadata?.sha256 };
+      return { key, size: r5.ContentLength ?? 0, sha256: r5.Metadata?.sha256, etag: r5.ETag };
     } catch (e5) {
       if (isNotFound(e5)) return null;
       throw e5;
@@ -79870,16 +79876,24 @@ var S3Store = class {
             })
           )
         );
-        await withRetry(
-          () => this.client.send(
-            new import_client_s3.CompleteMultipartUploadCommand({
-              Bucket: this.bucket,
-              Key: this.k(key),
-              UploadId: uploadId,
-              MultipartUpload: { Parts: etags.map((ETag, i5) => ({ ETag, PartNumber: i5 + 1 })) }
-            })
-          )
-        );
+        await withRetry(async (attempt) => {
+          try {
+            await this.client.send(
+              new import_client_s3.CompleteMultipartUploadCommand({
+                Bucket: this.bucket,
+                Key: this.k(key),
+                UploadId: uploadId,
+                MultipartUpload: { Parts: etags.map((ETag, i5) => ({ ETag, PartNumber: i5 + 1 })) }
+              })
+            );
+          } catch (e5) {
+            if (attempt > 1) {
+              const head = await this.head(key).catch(() => null);
+              if (head && head.size === size && (sha256 && head.sha256 === sha256 || head.etag === multipartEtag(etags))) return;
+            }
+            throw e5;
+          }
+        });
       } catch (e5) {
         await this.client.send(new import_client_s3.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.k(key), UploadId: uploadId })).catch(() => void 0);
         throw e5;
@@ -82424,7 +82438,13 @@ async function findModel(store, model, revision = "main", hub) {
   const m3 = await readModelManifest(store, direct);
   if (m3) return { prefix: direct, manifest: m3 };
   if (!hub || isSha(revision)) return null;
-  const sha = (await hub.repo("model", model, revision)).sha;
+  let sha;
+  try {
+    sha = (await hub.repo("model", model, revision)).sha;
+  } catch (e5) {
+    if (e5 instanceof UserError) return null;
+    throw new UserError(`model ${model}@${revision} is not stored under that name, and the Hub could not resolve it to a commit (${e5.message}); pull by the stored revision or commit sha (ftune models ls)`);
+  }
   const resolved = modelPrefix(model, sha);
   const r5 = await readModelManifest(store, resolved);
   return r5 ? { prefix: resolved, manifest: r5 } : null;

@@ -274,7 +274,14 @@ export async function findModel(store: Store, model: string, revision = "main", 
   const m = await readModelManifest(store, direct);
   if (m) return { prefix: direct, manifest: m };
   if (!hub || isSha(revision)) return null;
-  const sha = (await hub.repo("model", model, revision)).sha;
+  let sha: string;
+  try {
+    sha = (await hub.repo("model", model, revision)).sha;
+  } catch (e) {
+    // Not stored under this name, and the Hub cannot say which commit it means: that is "not in the store".
+    if (e instanceof UserError) return null;
+    throw new UserError(`model ${model}@${revision} is not stored under that name, and the Hub could not resolve it to a commit (${(e as Error).message}); pull by the stored revision or commit sha (ftune models ls)`);
+  }
   const resolved = modelPrefix(model, sha);
   const r = await readModelManifest(store, resolved);
   return r ? { prefix: resolved, manifest: r } : null;

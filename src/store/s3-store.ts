@@ -27,7 +27,8 @@ export function s3ClientConfig(opts: StoreOptions, purpose: "transfer" | "presig
     maxAttempts: 3,
     requestHandler: {
       connectionTimeout: 10_000,
-      requestTimeout: opts.timeoutMs ?? 60_000,
+      // Idle time, not total time: a stalled request fails and is retried, a slow but moving part is left alone.
+      socketTimeout: opts.timeoutMs ?? 60_000,
       httpAgent: new http.Agent({ keepAlive: true, maxSockets: sockets }),
       httpsAgent: new https.Agent({ keepAlive: true, maxSockets: sockets }),
     },
@@ -52,6 +53,13 @@ export function s3ClientConfig(opts: StoreOptions, purpose: "transfer" | "presig
 function isNotFound(e: unknown): boolean {
   const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
   return err.name === "NotFound" || err.name === "NoSuchKey" || err.$metadata?.httpStatusCode === 404;
+}
+
+/** The ETag S3 gives a completed multipart upload: md5 of the concatenated binary part md5s, then -<parts>. */
+export function multipartEtag(partEtags: readonly string[]): string {
+  const md5 = createHash("md5");
+  for (const e of partEtags) md5.update(Buffer.from(e.replace(/"/g, ""), "hex"));
+  return `"${md5.digest("hex")}-${partEtags.length}"`;
 }
 
 /** Part size for a file: the configured size, raised so a huge file stays under S3's 10,000 parts. */
@@ -104,7 +112,7 @@ export class S3Store implements Store {
   async head(key: string): Promise<ObjectInfo | null> {
     try {
       const r = await withRetry(() => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.k(key) })));
-      return { key, size: r.ContentLength ?? 0, sha256: r.Metadata?.sha256 };
+      return { key, size: r.ContentLength ?? 0, sha256: r.Metadata?.sha256, etag: r.ETag };
     } catch (e) {
       if (isNotFound(e)) return null;
       throw e;
@@ -190,16 +198,27 @@ export class S3Store implements Store {
             }),
           ),
         );
-        await withRetry(() =>
-          this.client.send(
-            new CompleteMultipartUploadCommand({
-              Bucket: this.bucket,
-              Key: this.k(key),
-              UploadId: uploadId,
-              MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
-            }),
-          ),
-        );
+        await withRetry(async (attempt) => {
+          try {
+            await this.client.send(
+              new CompleteMultipartUploadCommand({
+                Bucket: this.bucket,
+                Key: this.k(key),
+                UploadId: uploadId,
+                MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+              }),
+            );
+          } catch (e) {
+            // A retried Complete whose first try succeeded (the answer was lost) finds the upload gone; servers say
+            // so differently (NoSuchUpload, or a 500). The object is ours when it carries our sha256 (same bytes
+            // either way) or S3's multipart ETag of exactly our parts.
+            if (attempt > 1) {
+              const head = await this.head(key).catch(() => null);
+              if (head && head.size === size && ((sha256 && head.sha256 === sha256) || head.etag === multipartEtag(etags))) return;
+            }
+            throw e;
+          }
+        });
       } catch (e) {
         // Stored parts cost money until aborted.
         await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.k(key), UploadId: uploadId })).catch(() => undefined);

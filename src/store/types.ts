@@ -9,6 +9,8 @@ export interface ObjectInfo {
   size: number;
   /** sha256 recorded with the object when it was written by ftune (S3 metadata); undefined when unknown. */
   sha256?: string;
+  /** The server's entity tag, when it has one (S3). */
+  etag?: string;
 }
 
 export interface TransferOptions {
