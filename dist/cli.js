@@ -76752,7 +76752,7 @@ var package_default = {
     build: "node scripts/build.mjs",
     test: "node scripts/test.mjs",
     lint: "tsc --noEmit && eslint . && node scripts/lint-actions.mjs",
-    bench: "node --import tsx bench/run.ts",
+    bench: "npm run build --silent && node --import tsx bench/run.ts",
     docs: "node --import tsx scripts/config-reference.ts"
   },
   dependencies: {
@@ -77927,7 +77927,7 @@ var ftune_schema_default = {
           default: 16
         },
         part_size_mb: {
-          description: "Multipart part and ranged-download size in MiB (raised automatically for files over 10,000 parts).",
+          description: "Smallest multipart part and ranged-download size in MiB. Large batches use larger parts (about one per concurrent request, up to 512 MiB); parts stream from disk, so size costs no memory.",
           type: "integer",
           minimum: 5,
           maximum: 5120,
@@ -79707,6 +79707,7 @@ var import_client_s3 = __toESM(require_dist_cjs16(), 1);
 var import_lib_storage = __toESM(require_dist_cjs17(), 1);
 var import_s3_request_presigner = __toESM(require_dist_cjs18(), 1);
 import { createHash as createHash9 } from "node:crypto";
+import { createReadStream as createReadStream3 } from "node:fs";
 import { mkdir as mkdir3, open as open2 } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
@@ -79751,14 +79752,6 @@ function multipartEtag(partEtags) {
 function partSizeFor(size, configured) {
   return Math.max(configured, 5 * MiB, Math.ceil(size / MAX_PARTS / MiB) * MiB);
 }
-async function readExactly(fh, buf, position) {
-  let off = 0;
-  while (off < buf.length) {
-    const { bytesRead } = await fh.read(buf, off, buf.length - off, position + off);
-    if (bytesRead === 0) throw new Error(`file shrank while uploading (short read at ${position + off})`);
-    off += bytesRead;
-  }
-}
 var S3Store = class {
   constructor(bucket, prefix, opts) {
     this.bucket = bucket;
@@ -79766,6 +79759,7 @@ var S3Store = class {
     this.opts = opts;
     this.url = `s3://${bucket}${prefix ? `/${prefix}` : ""}`;
     this.client = new import_client_s3.S3Client(s3ClientConfig(opts, "transfer"));
+    this.streamClient = new import_client_s3.S3Client({ ...s3ClientConfig(opts, "transfer"), maxAttempts: 1 });
     this.presigner = new import_client_s3.S3Client(s3ClientConfig(opts, "presign"));
     this.partSize = opts.partSize ?? 16 * MiB;
   }
@@ -79775,6 +79769,8 @@ var S3Store = class {
   kind = "s3";
   url;
   client;
+  /** For requests whose body is a stream: SDK retries off (withRetry reopens the stream instead). */
+  streamClient;
   presigner;
   partSize;
   k(key) {
@@ -79833,73 +79829,70 @@ var S3Store = class {
       )
     );
   }
+  /**
+   * Parts are streamed from the file, not buffered: memory stays flat whatever the part size, and a retry opens
+   * the byte range again (these requests go through a client with SDK retries off, since a consumed stream cannot
+   * be resent; withRetry does the retrying).
+   */
   async uploadFile(localPath, key, size, sha256, opts) {
-    const fh = await open2(localPath, "r");
-    try {
-      const metadata = sha256 ? { sha256 } : void 0;
-      const partSize = partSizeFor(size, this.partSize);
-      if (size <= partSize) {
-        await opts.limiter.run(async () => {
-          const buf = Buffer.allocUnsafe(size);
-          await readExactly(fh, buf, 0);
-          await withRetry(
-            () => this.client.send(new import_client_s3.PutObjectCommand({ Bucket: this.bucket, Key: this.k(key), Body: buf, ContentLength: size, Metadata: metadata }), { abortSignal: opts.signal }),
-            { signal: opts.signal }
-          );
-        });
-        opts.progress.add(size);
-        return;
-      }
-      const created = await withRetry(
-        () => this.client.send(new import_client_s3.CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.k(key), Metadata: metadata }))
+    const metadata = sha256 ? { sha256 } : void 0;
+    const partSize = partSizeFor(size, Math.max(opts.partSize ?? 0, this.partSize));
+    const body = (start, len) => len === 0 ? Buffer.alloc(0) : createReadStream3(localPath, { start, end: start + len - 1, highWaterMark: 1 * MiB });
+    if (size <= partSize) {
+      await opts.limiter.run(
+        () => withRetry(
+          () => this.streamClient.send(new import_client_s3.PutObjectCommand({ Bucket: this.bucket, Key: this.k(key), Body: body(0, size), ContentLength: size, Metadata: metadata }), { abortSignal: opts.signal }),
+          { signal: opts.signal }
+        )
       );
-      const uploadId = created.UploadId;
-      try {
-        const count = Math.ceil(size / partSize);
-        const etags = await Promise.all(
-          Array.from(
-            { length: count },
-            (_, i5) => opts.limiter.run(async () => {
-              const start = i5 * partSize;
-              const len = Math.min(partSize, size - start);
-              const buf = Buffer.allocUnsafe(len);
-              await readExactly(fh, buf, start);
-              const r5 = await withRetry(
-                () => this.client.send(
-                  new import_client_s3.UploadPartCommand({ Bucket: this.bucket, Key: this.k(key), UploadId: uploadId, PartNumber: i5 + 1, Body: buf, ContentLength: len }),
-                  { abortSignal: opts.signal }
-                ),
-                { signal: opts.signal }
-              );
-              opts.progress.add(len);
-              return r5.ETag;
-            })
-          )
-        );
-        await withRetry(async (attempt) => {
-          try {
-            await this.client.send(
-              new import_client_s3.CompleteMultipartUploadCommand({
-                Bucket: this.bucket,
-                Key: this.k(key),
-                UploadId: uploadId,
-                MultipartUpload: { Parts: etags.map((ETag, i5) => ({ ETag, PartNumber: i5 + 1 })) }
-              })
+      opts.progress.add(size);
+      return;
+    }
+    const created = await withRetry(
+      () => this.client.send(new import_client_s3.CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.k(key), Metadata: metadata }))
+    );
+    const uploadId = created.UploadId;
+    try {
+      const count = Math.ceil(size / partSize);
+      const etags = await Promise.all(
+        Array.from(
+          { length: count },
+          (_, i5) => opts.limiter.run(async () => {
+            const start = i5 * partSize;
+            const len = Math.min(partSize, size - start);
+            const r5 = await withRetry(
+              () => this.streamClient.send(
+                new import_client_s3.UploadPartCommand({ Bucket: this.bucket, Key: this.k(key), UploadId: uploadId, PartNumber: i5 + 1, Body: body(start, len), ContentLength: len }),
+                { abortSignal: opts.signal }
+              ),
+              { signal: opts.signal }
             );
-          } catch (e5) {
-            if (attempt > 1) {
-              const head = await this.head(key).catch(() => null);
-              if (head && head.size === size && (sha256 && head.sha256 === sha256 || head.etag === multipartEtag(etags))) return;
-            }
-            throw e5;
+            opts.progress.add(len);
+            return r5.ETag;
+          })
+        )
+      );
+      await withRetry(async (attempt) => {
+        try {
+          await this.client.send(
+            new import_client_s3.CompleteMultipartUploadCommand({
+              Bucket: this.bucket,
+              Key: this.k(key),
+              UploadId: uploadId,
+              MultipartUpload: { Parts: etags.map((ETag, i5) => ({ ETag, PartNumber: i5 + 1 })) }
+            })
+          );
+        } catch (e5) {
+          if (attempt > 1) {
+            const head = await this.head(key).catch(() => null);
+            if (head && head.size === size && (sha256 && head.sha256 === sha256 || head.etag === multipartEtag(etags))) return;
           }
-        });
-      } catch (e5) {
-        await this.client.send(new import_client_s3.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.k(key), UploadId: uploadId })).catch(() => void 0);
-        throw e5;
-      }
-    } finally {
-      await fh.close();
+          throw e5;
+        }
+      });
+    } catch (e5) {
+      await this.client.send(new import_client_s3.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.k(key), UploadId: uploadId })).catch(() => void 0);
+      throw e5;
     }
   }
   async uploadStream(key, body, size, sha256, opts) {
@@ -79927,16 +79920,16 @@ var S3Store = class {
     await mkdir3(dirname4(localPath), { recursive: true });
     const fh = await open2(localPath, "w+");
     try {
-      const chunk = partSizeFor(size, this.partSize);
+      const chunk = partSizeFor(size, Math.max(opts.partSize ?? 0, this.partSize));
       const count = Math.max(1, Math.ceil(size / chunk));
       await fh.truncate(size);
       const complete = new Array(count).fill(false);
       const hash = createHash9("sha256");
       let hashedRanges = 0;
       let hashing = Promise.resolve();
+      const buf = Buffer.allocUnsafe(Math.min(chunk, 4 * MiB));
       const advanceHash = () => {
         hashing = hashing.then(async () => {
-          const buf = Buffer.allocUnsafe(Math.min(chunk, 4 * MiB));
           while (hashedRanges < count && complete[hashedRanges]) {
             const start = hashedRanges * chunk;
             const end = Math.min(size, start + chunk);
@@ -79984,13 +79977,24 @@ var S3Store = class {
         if (r5.ContentLength !== void 0 && r5.ContentLength !== last - pos + 1) {
           throw new Error(`${this.uri(key)}: asked for ${last - pos + 1} bytes at ${pos}, the server sent ${r5.ContentLength} (is the object shorter than its manifest says?)`);
         }
+        let pending = [];
+        let pendingBytes = 0;
+        const flush2 = async () => {
+          if (pendingBytes === 0) return;
+          await fh.writev(pending, pos);
+          pos += pendingBytes;
+          opts.progress.add(pendingBytes);
+          pending = [];
+          pendingBytes = 0;
+        };
         for await (const data of r5.Body) {
           const buf = data;
-          if (pos + buf.length > last + 1) throw new Error(`${this.uri(key)}: the server sent more than the requested range`);
-          await fh.write(buf, 0, buf.length, pos);
-          pos += buf.length;
-          opts.progress.add(buf.length);
+          if (pos + pendingBytes + buf.length > last + 1) throw new Error(`${this.uri(key)}: the server sent more than the requested range`);
+          pending.push(buf);
+          pendingBytes += buf.length;
+          if (pendingBytes >= 4 * MiB) await flush2();
         }
+        await flush2();
         if (pos !== last + 1) throw new TransientError(`${this.uri(key)}: connection ended ${last + 1 - pos} bytes early`);
       },
       { signal: opts.signal }
@@ -80164,9 +80168,19 @@ var Progress = class {
 // src/store/transfer.ts
 var IntegrityError = class extends InfraError {
 };
+var MiB2 = 1 << 20;
+function batchPartSize(totalBytes, concurrency) {
+  const even = Math.ceil(totalBytes / Math.max(1, concurrency) / MiB2) * MiB2;
+  return Math.min(512 * MiB2, Math.max(16 * MiB2, even));
+}
 function batch(opts, totalBytes) {
   const concurrency = opts.concurrency ?? 16;
-  return { limiter: new Limiter(concurrency), progress: new Progress(opts.label, totalBytes, opts.progress), width: concurrency };
+  return {
+    limiter: new Limiter(concurrency),
+    progress: new Progress(opts.label, totalBytes, opts.progress),
+    width: concurrency,
+    partSize: batchPartSize(totalBytes, concurrency)
+  };
 }
 async function finishing(progress, work) {
   try {
@@ -80178,12 +80192,12 @@ async function finishing(progress, work) {
 }
 async function downloadFiles(store, prefix, root5, files, opts) {
   const total = files.reduce((n3, f5) => n3 + f5.size, 0);
-  const { limiter, progress, width } = batch(opts, total);
+  const { limiter, progress, width, partSize } = batch(opts, total);
   await finishing(progress, forEachPool(files, width, async (f5) => {
     const target = `${root5}/${f5.path}`;
     const part = `${target}.ftune-part`;
     await mkdir4(dirname5(target), { recursive: true });
-    const got = await store.downloadFile(`${prefix}/${f5.path}`, part, f5.size, { limiter, progress, signal: opts.signal });
+    const got = await store.downloadFile(`${prefix}/${f5.path}`, part, f5.size, { limiter, progress, partSize, signal: opts.signal });
     if (got !== f5.sha256) {
       await rm3(part, { force: true });
       throw new IntegrityError(`${store.uri(`${prefix}/${f5.path}`)} is corrupt: its sha256 is ${got}, the manifest says ${f5.sha256}; repair the store entry (mirror it again) and retry`);
@@ -80196,10 +80210,10 @@ async function downloadFiles(store, prefix, root5, files, opts) {
 
 // src/store/hash.ts
 import { createHash as createHash10 } from "node:crypto";
-import { createReadStream as createReadStream3 } from "node:fs";
+import { createReadStream as createReadStream4 } from "node:fs";
 async function sha256File(path2) {
   const h5 = createHash10("sha256");
-  for await (const chunk of createReadStream3(path2, { highWaterMark: 4 << 20 })) h5.update(chunk);
+  for await (const chunk of createReadStream4(path2, { highWaterMark: 4 << 20 })) h5.update(chunk);
   return h5.digest("hex");
 }
 
@@ -82394,23 +82408,35 @@ async function mirrorFromFolder(store, o3) {
   await journal.load();
   const concurrency = o3.concurrency ?? 16;
   const limiter = new Limiter(concurrency);
-  const progress = new Progress(`mirror ${o3.model}@${revision} from ${o3.from}`, selected.reduce((n3, f5) => n3 + f5.size, 0), o3.progress);
+  const total = selected.reduce((n3, f5) => n3 + f5.size, 0);
+  const partSize = batchPartSize(total, concurrency);
+  const progress = new Progress(`mirror ${o3.model}@${revision} from ${o3.from}`, total, o3.progress);
   const done = /* @__PURE__ */ new Map();
+  const uploads = [];
+  let failed;
   let moved = 0;
   let movedBytes = 0;
   try {
-    await forEachPool(selected, concurrency, async (f5) => {
+    for (const f5 of selected) {
+      if (failed !== void 0) break;
       const entry = { path: f5.path, size: f5.size, sha256: await sha256File(join7(root5, f5.path)) };
+      done.set(f5.path, entry);
       if (await alreadyStored(store, prefix, journal, f5.path, f5.size, entry.sha256)) {
         progress.add(f5.size);
-      } else {
-        await store.uploadFile(join7(root5, f5.path), `${prefix}/${f5.path}`, f5.size, entry.sha256, { limiter, progress, signal: o3.signal });
-        moved++;
-        movedBytes += f5.size;
-        await journal.add(entry);
+        continue;
       }
-      done.set(f5.path, entry);
-    });
+      uploads.push(
+        store.uploadFile(join7(root5, f5.path), `${prefix}/${f5.path}`, f5.size, entry.sha256, { limiter, progress, partSize, signal: o3.signal }).then(async () => {
+          moved++;
+          movedBytes += f5.size;
+          await journal.add(entry);
+        }).catch((e5) => {
+          failed ??= e5;
+        })
+      );
+    }
+    await Promise.all(uploads);
+    if (failed !== void 0) throw failed;
   } finally {
     progress.finish();
   }

@@ -9,7 +9,7 @@ import { Transform, type Readable } from "node:stream";
 import { UserError } from "../util/errors.js";
 import type { HubClient, HubFile } from "../hub/index.js";
 import {
-  downloadFiles, forEachPool, Limiter, Progress, sha256File, withRetry, type FileEntry, type ProgressOptions, type Store,
+  batchPartSize, downloadFiles, forEachPool, Limiter, Progress, sha256File, withRetry, type FileEntry, type ProgressOptions, type Store,
 } from "../store/index.js";
 import { TransientError } from "../store/retry.js";
 import { selectModelFiles } from "./select.js";
@@ -226,24 +226,40 @@ async function mirrorFromFolder(store: Store, o: MirrorOptions & { from: string 
   await journal.load();
   const concurrency = o.concurrency ?? 16;
   const limiter = new Limiter(concurrency);
-  const progress = new Progress(`mirror ${o.model}@${revision} from ${o.from}`, selected.reduce((n, f) => n + f.size, 0), o.progress);
+  const total = selected.reduce((n, f) => n + f.size, 0);
+  const partSize = batchPartSize(total, concurrency);
+  const progress = new Progress(`mirror ${o.model}@${revision} from ${o.from}`, total, o.progress);
   const done = new Map<string, FileEntry>();
+  const uploads: Promise<void>[] = [];
+  let failed: unknown;
   let moved = 0;
   let movedBytes = 0;
   try {
-    // Hashing a file and uploading another overlap: the pool is as wide as the request limit.
-    await forEachPool(selected, concurrency, async (f) => {
+    // One file is hashed at a time while the files hashed before it upload: hashing overlaps the transfer
+    // instead of preceding it, and never competes with itself for the disk.
+    for (const f of selected) {
+      if (failed !== undefined) break;
       const entry: FileEntry = { path: f.path, size: f.size, sha256: await sha256File(join(root, f.path)) };
+      done.set(f.path, entry);
       if (await alreadyStored(store, prefix, journal, f.path, f.size, entry.sha256)) {
         progress.add(f.size);
-      } else {
-        await store.uploadFile(join(root, f.path), `${prefix}/${f.path}`, f.size, entry.sha256, { limiter, progress, signal: o.signal });
-        moved++;
-        movedBytes += f.size;
-        await journal.add(entry);
+        continue;
       }
-      done.set(f.path, entry);
-    });
+      uploads.push(
+        store
+          .uploadFile(join(root, f.path), `${prefix}/${f.path}`, f.size, entry.sha256, { limiter, progress, partSize, signal: o.signal })
+          .then(async () => {
+            moved++;
+            movedBytes += f.size;
+            await journal.add(entry);
+          })
+          .catch((e: unknown) => {
+            failed ??= e;
+          }),
+      );
+    }
+    await Promise.all(uploads);
+    if (failed !== undefined) throw failed;
   } finally {
     progress.finish();
   }

@@ -32,9 +32,26 @@ export interface BatchResult {
 /** A stored object whose bytes do not match its manifest. */
 export class IntegrityError extends InfraError {}
 
-function batch(opts: BatchOptions, totalBytes: number): { limiter: Limiter; progress: Progress; width: number } {
+const MiB = 1 << 20;
+
+/**
+ * Part (and range) size for a batch: just large enough that the batch splits into about `concurrency` pieces,
+ * so every connection stays busy with as few requests as possible, between 16 MiB and 512 MiB. Parts stream from
+ * disk, so a large part costs no memory; it only costs more bytes re-sent when a request fails.
+ */
+export function batchPartSize(totalBytes: number, concurrency: number): number {
+  const even = Math.ceil(totalBytes / Math.max(1, concurrency) / MiB) * MiB;
+  return Math.min(512 * MiB, Math.max(16 * MiB, even));
+}
+
+function batch(opts: BatchOptions, totalBytes: number): { limiter: Limiter; progress: Progress; width: number; partSize: number } {
   const concurrency = opts.concurrency ?? 16;
-  return { limiter: new Limiter(concurrency), progress: new Progress(opts.label, totalBytes, opts.progress), width: concurrency };
+  return {
+    limiter: new Limiter(concurrency),
+    progress: new Progress(opts.label, totalBytes, opts.progress),
+    width: concurrency,
+    partSize: batchPartSize(totalBytes, concurrency),
+  };
 }
 
 /** Stops the progress display whether the batch succeeded or not. */
@@ -50,9 +67,9 @@ async function finishing(progress: Progress, work: Promise<void>): Promise<void>
 /** Uploads local files (`root`/path) to `prefix`/path; each object carries its sha256. */
 export async function uploadFiles(store: Store, root: string, prefix: string, files: readonly FileEntry[], opts: BatchOptions): Promise<BatchResult> {
   const total = files.reduce((n, f) => n + f.size, 0);
-  const { limiter, progress, width } = batch(opts, total);
+  const { limiter, progress, width, partSize } = batch(opts, total);
   await finishing(progress, forEachPool(files, width, async (f) => {
-    await store.uploadFile(`${root}/${f.path}`, `${prefix}/${f.path}`, f.size, f.sha256, { limiter, progress, signal: opts.signal });
+    await store.uploadFile(`${root}/${f.path}`, `${prefix}/${f.path}`, f.size, f.sha256, { limiter, progress, partSize, signal: opts.signal });
     await opts.onFile?.(f);
   }));
   return { files: files.length, bytes: total, seconds: progress.finish().seconds };
@@ -64,12 +81,12 @@ export async function uploadFiles(store: Store, root: string, prefix: string, fi
  */
 export async function downloadFiles(store: Store, prefix: string, root: string, files: readonly FileEntry[], opts: BatchOptions): Promise<BatchResult> {
   const total = files.reduce((n, f) => n + f.size, 0);
-  const { limiter, progress, width } = batch(opts, total);
+  const { limiter, progress, width, partSize } = batch(opts, total);
   await finishing(progress, forEachPool(files, width, async (f) => {
       const target = `${root}/${f.path}`;
       const part = `${target}.ftune-part`;
       await mkdir(dirname(target), { recursive: true });
-      const got = await store.downloadFile(`${prefix}/${f.path}`, part, f.size, { limiter, progress, signal: opts.signal });
+      const got = await store.downloadFile(`${prefix}/${f.path}`, part, f.size, { limiter, progress, partSize, signal: opts.signal });
       if (got !== f.sha256) {
         await rm(part, { force: true });
         throw new IntegrityError(`${store.uri(`${prefix}/${f.path}`)} is corrupt: its sha256 is ${got}, the manifest says ${f.sha256}; repair the store entry (mirror it again) and retry`);

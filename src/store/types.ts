@@ -17,6 +17,8 @@ export interface TransferOptions {
   limiter: Limiter;
   progress: ProgressSink;
   signal?: AbortSignal;
+  /** Part/range size chosen for the whole batch (see batchPartSize); default: the store's. */
+  partSize?: number;
 }
 
 export interface Store {
@@ -56,7 +58,8 @@ export interface StoreOptions {
   checksums?: "when_supported" | "when_required" | null;
   /** Requests in flight at once (default 16). */
   concurrency?: number;
-  /** Multipart part and download range size in bytes (default 16 MiB; raised for huge files to stay under 10,000 parts). */
+  /** Smallest multipart part / download range in bytes (default 16 MiB). Batches use larger parts when that
+   * keeps every connection busy with fewer requests, and huge files stay under S3's 10,000 parts. */
   partSize?: number;
   /** Socket idle timeout in ms before a request counts as stalled and is retried (default 60 s). */
   timeoutMs?: number;
