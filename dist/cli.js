@@ -79706,12 +79706,75 @@ var FileStore = class {
 var import_client_s3 = __toESM(require_dist_cjs16(), 1);
 var import_lib_storage = __toESM(require_dist_cjs17(), 1);
 var import_s3_request_presigner = __toESM(require_dist_cjs18(), 1);
-import { createHash as createHash9 } from "node:crypto";
-import { createReadStream as createReadStream3 } from "node:fs";
+import { createHash as createHash10 } from "node:crypto";
+import { createReadStream as createReadStream4 } from "node:fs";
 import { mkdir as mkdir3, open as open2 } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
 import { dirname as dirname4 } from "node:path";
+
+// src/store/hash.ts
+import { createHash as createHash9 } from "node:crypto";
+import { createReadStream as createReadStream3 } from "node:fs";
+import { Worker } from "node:worker_threads";
+async function sha256File(path2) {
+  const h5 = createHash9("sha256");
+  for await (const chunk of createReadStream3(path2, { highWaterMark: 4 << 20 })) h5.update(chunk);
+  return h5.digest("hex");
+}
+var RANGE_HASHER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const fs = require("node:fs");
+const crypto = require("node:crypto");
+const fd = fs.openSync(workerData.path, "r");
+const hash = crypto.createHash("sha256");
+const buf = Buffer.allocUnsafe(4 << 20);
+parentPort.on("message", (m) => {
+  try {
+    for (let pos = m.start; pos < m.end; ) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, m.end - pos), pos);
+      if (n <= 0) throw new Error("short read at " + pos + " of " + workerData.path);
+      hash.update(n === buf.length ? buf : buf.subarray(0, n));
+      pos += n;
+    }
+    if (m.last) {
+      fs.closeSync(fd);
+      parentPort.postMessage({ digest: hash.digest("hex") });
+    }
+  } catch (e) {
+    parentPort.postMessage({ error: String(e && e.message || e) });
+  }
+});
+`;
+var OrderedRangeHasher = class {
+  worker;
+  result;
+  constructor(path2) {
+    this.worker = new Worker(RANGE_HASHER_SOURCE, { eval: true, workerData: { path: path2 } });
+    this.result = new Promise((resolve8, reject) => {
+      this.worker.on("message", (m3) => m3.digest ? resolve8(m3.digest) : reject(new Error(m3.error)));
+      this.worker.once("error", reject);
+      this.worker.once("exit", (code) => reject(new Error(`hash worker exited with code ${code}`)));
+    });
+    this.result.catch(() => void 0);
+  }
+  /** The next contiguous range [start, end); `last` when it ends the file. */
+  add(start, end, last) {
+    this.worker.postMessage({ start, end, last });
+  }
+  async digest() {
+    try {
+      return await this.result;
+    } finally {
+      await this.worker.terminate();
+    }
+  }
+  async abort() {
+    await this.worker.terminate();
+  }
+};
+
+// src/store/s3-store.ts
 var MiB = 1 << 20;
 var MAX_PARTS = 1e4;
 function s3ClientConfig(opts, purpose) {
@@ -79745,7 +79808,7 @@ function isNotFound(e5) {
   return err.name === "NotFound" || err.name === "NoSuchKey" || err.$metadata?.httpStatusCode === 404;
 }
 function multipartEtag(partEtags) {
-  const md5 = createHash9("md5");
+  const md5 = createHash10("md5");
   for (const e5 of partEtags) md5.update(Buffer.from(e5.replace(/"/g, ""), "hex"));
   return `"${md5.digest("hex")}-${partEtags.length}"`;
 }
@@ -79837,7 +79900,7 @@ var S3Store = class {
   async uploadFile(localPath, key, size, sha256, opts) {
     const metadata = sha256 ? { sha256 } : void 0;
     const partSize = partSizeFor(size, Math.max(opts.partSize ?? 0, this.partSize));
-    const body = (start, len) => len === 0 ? Buffer.alloc(0) : createReadStream3(localPath, { start, end: start + len - 1, highWaterMark: 1 * MiB });
+    const body = (start, len) => len === 0 ? Buffer.alloc(0) : createReadStream4(localPath, { start, end: start + len - 1, highWaterMark: 1 * MiB });
     if (size <= partSize) {
       await opts.limiter.run(
         () => withRetry(
@@ -79923,46 +79986,47 @@ var S3Store = class {
       const chunk = partSizeFor(size, Math.max(opts.partSize ?? 0, this.partSize));
       const count = Math.max(1, Math.ceil(size / chunk));
       await fh.truncate(size);
+      if (count === 1) {
+        const hash = createHash10("sha256");
+        await opts.limiter.run(() => this.fetchRange(key, fh, 0, size - 1, size, opts, (bufs) => bufs.forEach((b5) => hash.update(b5))));
+        return hash.digest("hex");
+      }
       const complete = new Array(count).fill(false);
-      const hash = createHash9("sha256");
+      const hasher = new OrderedRangeHasher(localPath);
       let hashedRanges = 0;
-      let hashing = Promise.resolve();
-      const buf = Buffer.allocUnsafe(Math.min(chunk, 4 * MiB));
       const advanceHash = () => {
-        hashing = hashing.then(async () => {
-          while (hashedRanges < count && complete[hashedRanges]) {
-            const start = hashedRanges * chunk;
-            const end = Math.min(size, start + chunk);
-            for (let pos = start; pos < end; pos += buf.length) {
-              const len = Math.min(buf.length, end - pos);
-              const { bytesRead } = await fh.read(buf, 0, len, pos);
-              hash.update(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
-            }
-            hashedRanges++;
-          }
-        });
+        while (hashedRanges < count && complete[hashedRanges]) {
+          const start = hashedRanges * chunk;
+          hashedRanges++;
+          hasher.add(start, Math.min(size, start + chunk), hashedRanges === count);
+        }
       };
-      await Promise.all(
-        Array.from(
-          { length: count },
-          (_, i5) => opts.limiter.run(async () => {
-            const start = i5 * chunk;
-            const last = Math.min(size, start + chunk) - 1;
-            await this.fetchRange(key, fh, start, last, size, opts);
-            complete[i5] = true;
-            advanceHash();
-          })
-        )
-      );
-      advanceHash();
-      await hashing;
-      return hash.digest("hex");
+      try {
+        await Promise.all(
+          Array.from(
+            { length: count },
+            (_, i5) => opts.limiter.run(async () => {
+              const start = i5 * chunk;
+              await this.fetchRange(key, fh, start, Math.min(size, start + chunk) - 1, size, opts);
+              complete[i5] = true;
+              advanceHash();
+            })
+          )
+        );
+        return await hasher.digest();
+      } catch (e5) {
+        await hasher.abort();
+        throw e5;
+      }
     } finally {
       await fh.close();
     }
   }
-  /** Bytes start..last (inclusive) into fh at the same offsets; a retry resumes where the last attempt stopped. */
-  async fetchRange(key, fh, start, last, size, opts) {
+  /**
+   * Bytes start..last (inclusive) into fh at the same offsets; a retry resumes where the last attempt stopped.
+   * `written` sees every byte once, in order, as it is written (bytes lost with a dropped connection never are).
+   */
+  async fetchRange(key, fh, start, last, size, opts, written) {
     let pos = start;
     await withRetry(
       async () => {
@@ -79982,6 +80046,7 @@ var S3Store = class {
         const flush2 = async () => {
           if (pendingBytes === 0) return;
           await fh.writev(pending, pos);
+          written?.(pending);
           pos += pendingBytes;
           opts.progress.add(pendingBytes);
           pending = [];
@@ -80206,15 +80271,6 @@ async function downloadFiles(store, prefix, root5, files, opts) {
     await opts.onFile?.(f5);
   }));
   return { files: files.length, bytes: total, seconds: progress.finish().seconds };
-}
-
-// src/store/hash.ts
-import { createHash as createHash10 } from "node:crypto";
-import { createReadStream as createReadStream4 } from "node:fs";
-async function sha256File(path2) {
-  const h5 = createHash10("sha256");
-  for await (const chunk of createReadStream4(path2, { highWaterMark: 4 << 20 })) h5.update(chunk);
-  return h5.digest("hex");
 }
 
 // src/store/index.ts

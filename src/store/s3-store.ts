@@ -15,6 +15,7 @@ import http from "node:http";
 import https from "node:https";
 import { dirname } from "node:path";
 import type { Readable } from "node:stream";
+import { OrderedRangeHasher } from "./hash.js";
 import { TransientError, withRetry } from "./retry.js";
 import type { ObjectInfo, Store, StoreOptions, TransferOptions } from "./types.js";
 
@@ -251,47 +252,57 @@ export class S3Store implements Store {
       const chunk = partSizeFor(size, Math.max(opts.partSize ?? 0, this.partSize));
       const count = Math.max(1, Math.ceil(size / chunk));
       await fh.truncate(size);
+      if (count === 1) {
+        // One range arrives in order: hash the bytes as they are written.
+        const hash = createHash("sha256");
+        await opts.limiter.run(() => this.fetchRange(key, fh, 0, size - 1, size, opts, (bufs) => bufs.forEach((b) => hash.update(b))));
+        return hash.digest("hex");
+      }
       const complete: boolean[] = new Array<boolean>(count).fill(false);
-      const hash = createHash("sha256");
+      // Completed ranges are hashed in file order by a worker thread, overlapping the ranges still downloading.
+      const hasher = new OrderedRangeHasher(localPath);
       let hashedRanges = 0;
-      let hashing: Promise<void> = Promise.resolve();
-      // Hash completed ranges in order from the file (page cache), overlapping with ranges still downloading.
-      const buf = Buffer.allocUnsafe(Math.min(chunk, 4 * MiB));
       const advanceHash = (): void => {
-        hashing = hashing.then(async () => {
-          while (hashedRanges < count && complete[hashedRanges]) {
-            const start = hashedRanges * chunk;
-            const end = Math.min(size, start + chunk);
-            for (let pos = start; pos < end; pos += buf.length) {
-              const len = Math.min(buf.length, end - pos);
-              const { bytesRead } = await fh.read(buf, 0, len, pos);
-              hash.update(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
-            }
-            hashedRanges++;
-          }
-        });
+        while (hashedRanges < count && complete[hashedRanges]) {
+          const start = hashedRanges * chunk;
+          hashedRanges++;
+          hasher.add(start, Math.min(size, start + chunk), hashedRanges === count);
+        }
       };
-      await Promise.all(
-        Array.from({ length: count }, (_, i) =>
-          opts.limiter.run(async () => {
-            const start = i * chunk;
-            const last = Math.min(size, start + chunk) - 1;
-            await this.fetchRange(key, fh, start, last, size, opts);
-            complete[i] = true;
-            advanceHash();
-          }),
-        ),
-      );
-      advanceHash();
-      await hashing;
-      return hash.digest("hex");
+      try {
+        await Promise.all(
+          Array.from({ length: count }, (_, i) =>
+            opts.limiter.run(async () => {
+              const start = i * chunk;
+              await this.fetchRange(key, fh, start, Math.min(size, start + chunk) - 1, size, opts);
+              complete[i] = true;
+              advanceHash();
+            }),
+          ),
+        );
+        return await hasher.digest();
+      } catch (e) {
+        await hasher.abort();
+        throw e;
+      }
     } finally {
       await fh.close();
     }
   }
 
-  /** Bytes start..last (inclusive) into fh at the same offsets; a retry resumes where the last attempt stopped. */
-  private async fetchRange(key: string, fh: FileHandle, start: number, last: number, size: number, opts: TransferOptions): Promise<void> {
+  /**
+   * Bytes start..last (inclusive) into fh at the same offsets; a retry resumes where the last attempt stopped.
+   * `written` sees every byte once, in order, as it is written (bytes lost with a dropped connection never are).
+   */
+  private async fetchRange(
+    key: string,
+    fh: FileHandle,
+    start: number,
+    last: number,
+    size: number,
+    opts: TransferOptions,
+    written?: (bufs: Buffer[]) => void,
+  ): Promise<void> {
     let pos = start;
     await withRetry(
       async () => {
@@ -313,6 +324,7 @@ export class S3Store implements Store {
         const flush = async (): Promise<void> => {
           if (pendingBytes === 0) return;
           await fh.writev(pending, pos);
+          written?.(pending);
           pos += pendingBytes;
           opts.progress.add(pendingBytes);
           pending = [];
