@@ -76765,6 +76765,7 @@ var package_default = {
     commander: "14.0.3",
     minimatch: "10.2.6",
     ssh2: "1.17.0",
+    tokenizers: "0.23.2",
     yaml: "2.9.1"
   },
   devDependencies: {
@@ -77927,7 +77928,7 @@ var ftune_schema_default = {
           default: 16
         },
         part_size_mb: {
-          description: "Smallest multipart part and ranged-download size in MiB. Large batches use larger parts (about one per concurrent request, up to 512 MiB); parts stream from disk, so size costs no memory.",
+          description: "Smallest multipart part and ranged-download size in MiB. Small batches use larger parts (about one per concurrent request, up to 64 MiB); parts stream from disk, so size costs no memory.",
           type: "integer",
           minimum: 5,
           maximum: 5120,
@@ -80236,7 +80237,7 @@ var IntegrityError = class extends InfraError {
 var MiB2 = 1 << 20;
 function batchPartSize(totalBytes, concurrency) {
   const even = Math.ceil(totalBytes / Math.max(1, concurrency) / MiB2) * MiB2;
-  return Math.min(512 * MiB2, Math.max(16 * MiB2, even));
+  return Math.min(64 * MiB2, Math.max(16 * MiB2, even));
 }
 function batch(opts, totalBytes) {
   const concurrency = opts.concurrency ?? 16;

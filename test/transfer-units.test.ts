@@ -130,9 +130,9 @@ describe("progress", () => {
 });
 
 describe("batch part size", () => {
-  it("splits a batch into about one part per connection, within 16 MiB..512 MiB", () => {
-    assert.equal(batchPartSize(1024 * MiB, 16), 64 * MiB);
+  it("splits a small batch into about one part per connection, within 16 MiB..64 MiB", () => {
+    assert.equal(batchPartSize(512 * MiB, 16), 32 * MiB);
     assert.equal(batchPartSize(10 * MiB, 16), 16 * MiB);
-    assert.equal(batchPartSize(13_500 * MiB, 16), 512 * MiB);
+    assert.equal(batchPartSize(13_500 * MiB, 16), 64 * MiB);
   });
 });

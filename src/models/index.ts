@@ -9,7 +9,8 @@ import { Transform, type Readable } from "node:stream";
 import { UserError } from "../util/errors.js";
 import type { HubClient, HubFile } from "../hub/index.js";
 import {
-  batchPartSize, downloadFiles, forEachPool, Limiter, Progress, sha256File, withRetry, type FileEntry, type ProgressOptions, type Store,
+  batchPartSize, downloadFiles, forEachPool, Limiter, presignFiles, Progress, sha256File, withRetry, type FileEntry, type PresignedFile,
+  type ProgressOptions, type Store,
 } from "../store/index.js";
 import { TransientError } from "../store/retry.js";
 import { selectModelFiles } from "./select.js";
@@ -357,16 +358,7 @@ export async function listModels(store: Store): Promise<ModelListing[]> {
   return out.sort((a, b) => a.model.localeCompare(b.model) || b.created_at.localeCompare(a.created_at));
 }
 
-export interface PresignedFile extends FileEntry {
-  url: string;
-}
-
-/**
- * Presigned GET URLs for every file of a stored model, so the GPU box downloads it with no AWS credentials.
- * SigV4 URLs live at most 7 days, and no longer than the credentials that signed them (an OIDC role session: 1 h
- * by default), so size the role's session to the job.
- */
+/** Presigned GET URLs for every file of a stored model (see presignFiles for the expiry rules). */
 export async function presignModel(store: Store, prefix: string, manifest: ModelManifest, expiresSeconds: number): Promise<PresignedFile[]> {
-  const expires = Math.min(Math.max(60, Math.ceil(expiresSeconds)), 7 * 24 * 3600);
-  return Promise.all(manifest.files.map(async (f) => ({ ...f, url: await store.presignGet(`${prefix}/${f.path}`, expires) })));
+  return presignFiles(store, prefix, manifest.files, expiresSeconds);
 }

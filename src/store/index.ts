@@ -10,7 +10,7 @@ import type { Store, StoreOptions } from "./types.js";
 
 export type { ObjectInfo, Store, StoreOptions, TransferOptions } from "./types.js";
 export { joinKey } from "./types.js";
-export { batchPartSize, downloadFiles, uploadFiles, IntegrityError, type FileEntry, type BatchResult } from "./transfer.js";
+export { batchPartSize, downloadFiles, presignFiles, uploadFiles, IntegrityError, type FileEntry, type BatchResult, type PresignedFile } from "./transfer.js";
 export { Limiter, forEachPool } from "./limiter.js";
 export { Progress, NO_PROGRESS, formatBytes, formatDuration, type ProgressOptions, type ProgressSink } from "./progress.js";
 export { withRetry, isRetryable } from "./retry.js";

@@ -35,13 +35,14 @@ export class IntegrityError extends InfraError {}
 const MiB = 1 << 20;
 
 /**
- * Part (and range) size for a batch: just large enough that the batch splits into about `concurrency` pieces,
- * so every connection stays busy with as few requests as possible, between 16 MiB and 512 MiB. Parts stream from
- * disk, so a large part costs no memory; it only costs more bytes re-sent when a request fails.
+ * Part (and range) size for a batch: large enough that a small batch still splits into about `concurrency`
+ * pieces (fewer, bigger requests), between 16 MiB and 64 MiB. Bigger parts would leave the last few connections
+ * working alone at the end of a large batch (measured: 320 MiB parts moved 5 GB slower than awscli's 8 MiB).
+ * Parts stream from disk, so their size costs no memory.
  */
 export function batchPartSize(totalBytes: number, concurrency: number): number {
   const even = Math.ceil(totalBytes / Math.max(1, concurrency) / MiB) * MiB;
-  return Math.min(512 * MiB, Math.max(16 * MiB, even));
+  return Math.min(64 * MiB, Math.max(16 * MiB, even));
 }
 
 function batch(opts: BatchOptions, totalBytes: number): { limiter: Limiter; progress: Progress; width: number; partSize: number } {
@@ -83,16 +84,30 @@ export async function downloadFiles(store: Store, prefix: string, root: string, 
   const total = files.reduce((n, f) => n + f.size, 0);
   const { limiter, progress, width, partSize } = batch(opts, total);
   await finishing(progress, forEachPool(files, width, async (f) => {
-      const target = `${root}/${f.path}`;
-      const part = `${target}.ftune-part`;
-      await mkdir(dirname(target), { recursive: true });
-      const got = await store.downloadFile(`${prefix}/${f.path}`, part, f.size, { limiter, progress, partSize, signal: opts.signal });
-      if (got !== f.sha256) {
-        await rm(part, { force: true });
-        throw new IntegrityError(`${store.uri(`${prefix}/${f.path}`)} is corrupt: its sha256 is ${got}, the manifest says ${f.sha256}; repair the store entry (mirror it again) and retry`);
-      }
-      await rename(part, target);
-      await opts.onFile?.(f);
-    }));
+    const target = `${root}/${f.path}`;
+    const part = `${target}.ftune-part`;
+    await mkdir(dirname(target), { recursive: true });
+    const got = await store.downloadFile(`${prefix}/${f.path}`, part, f.size, { limiter, progress, partSize, signal: opts.signal });
+    if (got !== f.sha256) {
+      await rm(part, { force: true });
+      throw new IntegrityError(`${store.uri(`${prefix}/${f.path}`)} is corrupt: its sha256 is ${got}, the manifest says ${f.sha256}; repair the store entry (mirror it again) and retry`);
+    }
+    await rename(part, target);
+    await opts.onFile?.(f);
+  }));
   return { files: files.length, bytes: total, seconds: progress.finish().seconds };
+}
+
+export interface PresignedFile extends FileEntry {
+  url: string;
+}
+
+/**
+ * Presigned GET URLs for a set of stored files, so the GPU box downloads them with no AWS credentials. SigV4 URLs
+ * live at most 7 days, and no longer than the credentials that signed them (an OIDC role session: 1 h by default),
+ * so size the role's session to the job.
+ */
+export async function presignFiles(store: Store, prefix: string, files: readonly FileEntry[], expiresSeconds: number): Promise<PresignedFile[]> {
+  const expires = Math.min(Math.max(60, Math.ceil(expiresSeconds)), 7 * 24 * 3600);
+  return Promise.all(files.map(async (f) => ({ ...f, url: await store.presignGet(`${prefix}/${f.path}`, expires) })));
 }
