@@ -1,7 +1,7 @@
 // Bundles the CLI into dist/ (committed: the action runs it without `npm ci`).
 // Deterministic output, so CI can rebuild and require `git status --porcelain dist/` to be empty.
 import { build } from "esbuild";
-import { rmSync, mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 
 rmSync("dist", { recursive: true, force: true });
 mkdirSync("dist");
@@ -14,9 +14,19 @@ await build({
   target: "node20",
   sourcemap: false,
   legalComments: "external",
+  // A native addon cannot live inside a JS bundle: its Linux binaries are copied next to it (below) and
+  // src/dataprep/tokenizer.ts loads them when the package is not installed.
+  external: ["tokenizers"],
   logLevel: "warning",
   // CommonJS dependencies (ajv, commander, ssh2) call require(); give the ESM bundle one.
   banner: {
     js: "#!/usr/bin/env node\nimport { createRequire as __ftuneCreateRequire } from 'node:module';\nconst require = __ftuneCreateRequire(import.meta.url);",
   },
 });
+
+// GitHub's Linux runners (x64 and arm64, glibc) are where the action runs.
+mkdirSync("dist/native");
+for (const target of ["linux-x64-gnu", "linux-arm64-gnu"]) {
+  copyFileSync(`node_modules/tokenizers/tokenizers.${target}.node`, `dist/native/tokenizers.${target}.node`);
+}
+copyFileSync("node_modules/tokenizers/LICENSE", "dist/native/LICENSE.tokenizers");

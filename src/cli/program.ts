@@ -7,6 +7,7 @@ import { runConfigShow } from "./config-show.js";
 import { runPlan } from "./plan.js";
 import { runValidate } from "./validate.js";
 import { modelsCommand } from "./models.js";
+import { dataprepCommand } from "./dataprep.js";
 import { describeFailure } from "./failures.js";
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -48,6 +49,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action((path: string, opts: { base?: string; set?: string[]; json?: boolean; config?: boolean }) => setExit(runPlan(path, opts)));
 
   program.addCommand(modelsCommand(setExit));
+  program.addCommand(dataprepCommand(setExit));
 
   return program;
 }

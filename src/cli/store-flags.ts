@@ -18,10 +18,11 @@ export interface StoreFlags {
   concurrency?: number;
 }
 
-export function addStoreFlags(cmd: Command): Command {
+/** `withConfig`: add --config (commands whose config is a positional argument leave it out). */
+export function addStoreFlags(cmd: Command, withConfig = true): Command {
+  cmd.option("--store <url>", `store URL: file://<dir> or s3://bucket/prefix (default: the config's storage.url, $FTUNE_STORE, ${DEFAULT_STORE_URL})`);
+  if (withConfig) cmd.option("--config <file>", "take storage settings (and model file patterns, HF token variable) from this config");
   return cmd
-    .option("--store <url>", `store URL: file://<dir> or s3://bucket/prefix (default: the config's storage.url, $FTUNE_STORE, ${DEFAULT_STORE_URL})`)
-    .option("--config <file>", "take storage settings (and model file patterns, HF token variable) from this config")
     .option("--endpoint <url>", "S3 endpoint for S3-compatible stores (default: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)")
     .option("--region <region>", "S3 region (default: AWS_REGION)")
     .option("--path-style", "address buckets as <endpoint>/<bucket> (MinIO, Ceph, most S3-compatible stores)")

@@ -43,12 +43,16 @@ export interface PutDatasetResult {
   existed: boolean;
 }
 
-/** Stores local files (by base name) under their content address, unless that address is already complete. */
+/**
+ * Stores local files (by base name) under an address, unless that address is already complete. The address is the
+ * hash of the files themselves, or `address` when the caller hashes what produced them (dataprep hashes its
+ * recipe, so it can skip the work before doing it).
+ */
 export async function putDataset(
   store: Store,
   localFiles: readonly string[],
   extra: Record<string, unknown>,
-  opts: { concurrency?: number; progress?: ProgressOptions } = {},
+  opts: { concurrency?: number; progress?: ProgressOptions; address?: string } = {},
 ): Promise<PutDatasetResult> {
   const entries: FileEntry[] = [];
   const byName = new Map<string, string>();
@@ -59,7 +63,8 @@ export async function putDataset(
     const { size } = await stat(p);
     entries.push({ path: name, size, sha256: await sha256File(p) });
   }
-  const hash = datasetHash(entries);
+  const hash = opts.address ?? datasetHash(entries);
+  if (!/^[0-9a-f]{64}$/.test(hash)) throw new Error(`dataset address must be a sha256, got ${hash}`);
   const prefix = datasetPrefix(hash);
   const existing = await readDatasetManifest(store, hash);
   if (existing) return { hash, uri: store.uri(prefix), manifest: existing, existed: true };

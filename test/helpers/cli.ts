@@ -1,5 +1,5 @@
 // Runs the bundled CLI (dist/cli.js, what users and the action run) as a child process.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 export const REPO = fileURLToPath(new URL("../..", import.meta.url));
@@ -17,4 +17,19 @@ export function ftune(args: string[], opts: { cwd?: string; env?: NodeJS.Process
   if (!opts.env || !("GITHUB_ACTIONS" in opts.env)) delete env.GITHUB_ACTIONS;
   const r = spawnSync(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? REPO, env, encoding: "utf8" });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Like ftune(), without blocking this process: for tests whose stand-in servers run in this process. */
+export function ftuneAsync(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  const env = { ...process.env, ...opts.env };
+  if (!opts.env || !("GITHUB_ACTIONS" in opts.env)) delete env.GITHUB_ACTIONS;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? REPO, env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.once("error", reject);
+    child.once("close", (code) => resolve({ code, stdout, stderr }));
+  });
 }
