@@ -17,6 +17,7 @@ import { openStore, type Store } from "../src/store/index.js";
 import { UserError } from "../src/util/errors.js";
 import { startGitHubStandIn, type GitHubStandIn } from "./support/github.js";
 import { startHubStandIn, type HubStandIn } from "./support/hub.js";
+import { makeActionsEnv } from "./support/actions-env.js";
 import { REPO, ftuneAsync } from "./helpers/cli.js";
 
 const SHARED = resolve(REPO, "..", "shared", "data");
@@ -253,6 +254,24 @@ describe("ftune dataprep CLI", () => {
     assert.deepEqual(Object.keys(body.client_payload).sort(), ["counts", "dataset_hash", "dataset_uri", "revision", "source"]);
     assert.equal(body.client_payload.dataset_hash, out.dataset_hash);
     assert.match(r.stderr, /sent llm-lab\.dataprep to acme\/finetune/);
+  });
+
+  it("in Actions it sets the step outputs and writes the validation report to the job summary", async () => {
+    const c = config(`dataset:\n  local_dataset_path: ${DOLLY}\n  fields: dolly\n  val_set_size: 12\n`);
+    const actions = await makeActionsEnv({ event: "push", workspace: work });
+    try {
+      const r = await ftuneAsync(["dataprep", c.path, "--store", storeUrl], { env: { ...actions.env, FTUNE_CACHE_DIR: join(work, "cache"), HF_ENDPOINT: "http://127.0.0.1:9" } });
+      assert.equal(r.code, 0, r.stderr);
+      const outputs = actions.readOutputs();
+      assert.match(outputs["dataset-hash"] ?? "", /^[0-9a-f]{64}$/);
+      assert.equal(outputs["dataset-uri"], `${storeUrl}/datasets/${outputs["dataset-hash"]}`);
+      const summary = actions.readSummary();
+      assert.match(summary, /ftune dataprep/);
+      assert.match(summary, /<td>eval<\/td><td>12<\/td>/);
+      assert.match(summary, /tokens per example: min \d+/);
+    } finally {
+      await actions.cleanup();
+    }
   });
 
   it("outside Actions the Actions cache degrades to nothing, without an error", async () => {
