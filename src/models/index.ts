@@ -113,10 +113,30 @@ async function alreadyStored(store: Store, prefix: string, journal: Journal, pat
   return head && head.size === size ? j : undefined;
 }
 
-async function finishManifest(store: Store, prefix: string, manifest: ModelManifest, journal: Journal): Promise<void> {
-  // Last write of the set: its presence is what "mirrored" means.
+/** An existing manifest: the mirror is complete and nothing is checked or moved. */
+function alreadyMirrored(store: Store, prefix: string, manifest: ModelManifest): MirrorResult {
+  return { manifest, uri: store.uri(prefix), already: true, transferred: { files: 0, bytes: 0, seconds: 0, reused: manifest.files.length } };
+}
+
+/** Writes the manifest (the last write of the set: its presence is what "mirrored" means) and drops the journal. */
+async function finishMirror(
+  store: Store,
+  prefix: string,
+  journal: Journal,
+  origin: Pick<ModelManifest, "model" | "revision" | "commit" | "source">,
+  files: FileEntry[],
+  moved: { files: number; bytes: number; seconds: number },
+): Promise<MirrorResult> {
+  const manifest: ModelManifest = {
+    format: "ftune-model/1",
+    ...origin,
+    created_at: new Date().toISOString(),
+    files,
+    bytes: files.reduce((n, f) => n + f.size, 0),
+  };
   await store.putBytes(`${prefix}/${MANIFEST}`, `${JSON.stringify(manifest, null, 2)}\n`, { contentType: "application/json" });
   await journal.remove();
+  return { manifest, uri: store.uri(prefix), already: false, transferred: { ...moved, reused: files.length - moved.files } };
 }
 
 /** Counts bytes and computes sha256 and the git blob sha1 (what the Hub lists for small files) as data passes. */
@@ -142,7 +162,7 @@ async function mirrorFromHub(store: Store, o: MirrorOptions & { hub: HubClient }
   if (selected.length === 0) throw new UserError(`model ${o.model}@${revision}: no file matches the selection (model.allow_patterns / ignore_patterns)`);
   const prefix = modelPrefix(o.model, repo.sha);
   const existing = await readModelManifest(store, prefix);
-  if (existing) return { manifest: existing, uri: store.uri(prefix), already: true, transferred: { files: 0, bytes: 0, seconds: 0, reused: existing.files.length } };
+  if (existing) return alreadyMirrored(store, prefix, existing);
 
   const journal = new Journal(store, `${prefix}/${JOURNAL}`);
   await journal.load();
@@ -178,20 +198,12 @@ async function mirrorFromHub(store: Store, o: MirrorOptions & { hub: HubClient }
   } finally {
     progress.finish();
   }
-  const files = selected.map((f) => done.get(f.path)!);
-  const manifest: ModelManifest = {
-    format: "ftune-model/1",
-    model: o.model,
-    revision,
-    commit: repo.sha,
-    source: o.hub.endpoint,
-    created_at: new Date().toISOString(),
-    files,
-    bytes: files.reduce((n, f) => n + f.size, 0),
-  };
-  await finishManifest(store, prefix, manifest, journal);
   const bytes = todo.reduce((n, f) => n + f.size, 0);
-  return { manifest, uri: store.uri(prefix), already: false, transferred: { files: todo.length, bytes, seconds: progress.finish().seconds, reused: selected.length - todo.length } };
+  return finishMirror(store, prefix, journal, { model: o.model, revision, commit: repo.sha, source: o.hub.endpoint }, selected.map((f) => done.get(f.path)!), {
+    files: todo.length,
+    bytes,
+    seconds: progress.finish().seconds,
+  });
 }
 
 async function listLocal(root: string): Promise<{ path: string; size: number }[]> {
@@ -221,7 +233,7 @@ async function mirrorFromFolder(store: Store, o: MirrorOptions & { from: string 
   if (selected.length === 0) throw new UserError(`--from ${o.from}: no model files found (config.json, tokenizer files, *.safetensors)`);
   const prefix = modelPrefix(o.model, revision);
   const existing = await readModelManifest(store, prefix);
-  if (existing) return { manifest: existing, uri: store.uri(prefix), already: true, transferred: { files: 0, bytes: 0, seconds: 0, reused: existing.files.length } };
+  if (existing) return alreadyMirrored(store, prefix, existing);
 
   const journal = new Journal(store, `${prefix}/${JOURNAL}`);
   await journal.load();
@@ -264,19 +276,11 @@ async function mirrorFromFolder(store: Store, o: MirrorOptions & { from: string 
   } finally {
     progress.finish();
   }
-  const files = selected.map((f) => done.get(f.path)!);
-  const manifest: ModelManifest = {
-    format: "ftune-model/1",
-    model: o.model,
-    revision,
-    commit: isSha(revision) ? revision : null,
-    source: "local",
-    created_at: new Date().toISOString(),
-    files,
-    bytes: files.reduce((n, f) => n + f.size, 0),
-  };
-  await finishManifest(store, prefix, manifest, journal);
-  return { manifest, uri: store.uri(prefix), already: false, transferred: { files: moved, bytes: movedBytes, seconds: progress.finish().seconds, reused: files.length - moved } };
+  return finishMirror(store, prefix, journal, { model: o.model, revision, commit: isSha(revision) ? revision : null, source: "local" }, selected.map((f) => done.get(f.path)!), {
+    files: moved,
+    bytes: movedBytes,
+    seconds: progress.finish().seconds,
+  });
 }
 
 export async function mirrorModel(store: Store, o: MirrorOptions): Promise<MirrorResult> {
