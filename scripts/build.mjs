@@ -16,7 +16,9 @@ await build({
   legalComments: "external",
   // A native addon cannot live inside a JS bundle: its Linux binaries are copied next to it (below) and
   // src/dataprep/tokenizer.ts loads them when the package is not installed.
-  external: ["tokenizers"],
+  // ssh2's optional native crypto (and cpu-features) are required inside try/catch with a pure-JS fallback: left
+  // external, the bundle takes the fallback.
+  external: ["tokenizers", "*.node"],
   logLevel: "warning",
   // CommonJS dependencies (ajv, commander, ssh2) call require(); give the ESM bundle one.
   banner: {
@@ -30,3 +32,7 @@ for (const target of ["linux-x64-gnu", "linux-arm64-gnu"]) {
   copyFileSync(`node_modules/tokenizers/tokenizers.${target}.node`, `dist/native/tokenizers.${target}.node`);
 }
 copyFileSync("node_modules/tokenizers/LICENSE", "dist/native/LICENSE.tokenizers");
+
+// The box-side agent is uploaded to the GPU host as is (python3 standard library only).
+mkdirSync("dist/agent");
+copyFileSync("src/agent/ftune_agent.py", "dist/agent/ftune_agent.py");

@@ -8,6 +8,7 @@ import { runPlan } from "./plan.js";
 import { runValidate } from "./validate.js";
 import { modelsCommand } from "./models.js";
 import { dataprepCommand } from "./dataprep.js";
+import { cleanupCommand } from "./cleanup.js";
 import { describeFailure } from "./failures.js";
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -50,6 +51,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   program.addCommand(modelsCommand(setExit));
   program.addCommand(dataprepCommand(setExit));
+  program.addCommand(cleanupCommand(setExit));
 
   return program;
 }

@@ -17,7 +17,7 @@ import type { FtuneConfig } from "./types.js";
 export type { Diagnostic, SourcePos } from "./diagnostics.js";
 export { formatDiagnostic, formatPos } from "./diagnostics.js";
 export { canonicalJson, configHash } from "./canonical.js";
-export type { FtuneConfig, StorageConfig, ModelConfig, DatasetConfig, FieldsMapping, FieldsPreset, PromptTemplate } from "./types.js";
+export type { FtuneConfig, StorageConfig, ModelConfig, DatasetConfig, FieldsMapping, FieldsPreset, PromptTemplate, SshHostConfig, ComputeConfig } from "./types.js";
 export type { ReadFileHook } from "./layers.js";
 
 export interface LoadOptions {

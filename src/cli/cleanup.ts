@@ -1,0 +1,25 @@
+// `ftune cleanup [--older-than 6h] [--dry-run]`: terminate ftune-tagged instances past their expiry and delete the
+// security groups left by runs that are gone. Meant for a scheduled workflow (the third safety layer).
+import { EC2Client } from "@aws-sdk/client-ec2";
+import { Command } from "commander";
+import { cleanup, parseDuration } from "../compute/index.js";
+import { EXIT_INFRA, EXIT_OK, UserError } from "../util/errors.js";
+
+export function cleanupCommand(setExit: (code: number) => void): Command {
+  return new Command("cleanup")
+    .description("terminate ftune-tagged EC2 instances past their ftune:expires-at (or older than --older-than) and delete orphaned security groups")
+    .option("--older-than <duration>", "also terminate instances launched longer ago than this (e.g. 6h, 90m, 2d)")
+    .option("--dry-run", "list what would be removed, remove nothing")
+    .option("--region <region>", "AWS region (default: AWS_REGION)")
+    .option("--json", "print one JSON object: {items: [{kind, id, runId, state, expiresAt, action, why}]}")
+    .action(async (flags: { olderThan?: string; dryRun?: boolean; region?: string; json?: boolean }) => {
+      const olderThanMs = flags.olderThan === undefined ? undefined : parseDuration(flags.olderThan);
+      if (flags.olderThan !== undefined && olderThanMs === undefined) throw new UserError(`--older-than ${flags.olderThan}: expected a duration like 6h, 90m, 2d`);
+      const ec2 = new EC2Client({ ...(flags.region ? { region: flags.region } : {}), maxAttempts: 6 });
+      const items = await cleanup(ec2, { olderThanMs, dryRun: flags.dryRun });
+      if (flags.json) process.stdout.write(`${JSON.stringify({ items })}\n`);
+      else if (items.length === 0) process.stdout.write("no ftune-tagged instances or security groups\n");
+      else for (const i of items) process.stdout.write(`${i.action.padEnd(15)} ${i.kind.padEnd(14)} ${i.id.padEnd(22)} run ${i.runId ?? "?"}: ${i.why}\n`);
+      setExit(items.some((i) => i.action === "failed") ? EXIT_INFRA : EXIT_OK);
+    });
+}

@@ -1,0 +1,92 @@
+// `ftune cleanup`: the third safety layer. Whatever the runner and the box's own TTL missed, a scheduled run
+// terminates every ftune-tagged instance past its ftune:expires-at (or older than --older-than) and deletes the
+// security groups of runs whose instances are gone.
+import {
+  DeleteSecurityGroupCommand, DescribeInstancesCommand, DescribeSecurityGroupsCommand, EC2Client, TerminateInstancesCommand,
+  type Tag,
+} from "@aws-sdk/client-ec2";
+import { TAG } from "./ec2.js";
+
+export interface CleanupItem {
+  kind: "instance" | "security-group";
+  id: string;
+  runId?: string;
+  state?: string;
+  expiresAt?: string;
+  action: "terminated" | "deleted" | "would terminate" | "would delete" | "kept" | "failed";
+  why: string;
+}
+
+const tag = (tags: Tag[] | undefined, key: string): string | undefined => tags?.find((t) => t.Key === key)?.Value;
+
+export async function cleanup(ec2: EC2Client, opts: { olderThanMs?: number; dryRun?: boolean; now?: Date } = {}): Promise<CleanupItem[]> {
+  const now = opts.now ?? new Date();
+  const out: CleanupItem[] = [];
+  const liveRuns = new Set<string>();
+  let token: string | undefined;
+  do {
+    const r = await ec2.send(
+      new DescribeInstancesCommand({
+        Filters: [{ Name: "tag-key", Values: [TAG.runId] }, { Name: "instance-state-name", Values: ["pending", "running", "stopping", "stopped", "shutting-down"] }],
+        NextToken: token,
+      }),
+    );
+    for (const res of r.Reservations ?? []) {
+      for (const i of res.Instances ?? []) {
+        const runId = tag(i.Tags, TAG.runId);
+        const expiresAt = tag(i.Tags, TAG.expiresAt);
+        const launched = i.LaunchTime ? new Date(i.LaunchTime).getTime() : now.getTime();
+        const expired = expiresAt !== undefined && !Number.isNaN(Date.parse(expiresAt)) && Date.parse(expiresAt) <= now.getTime();
+        const tooOld = opts.olderThanMs !== undefined && now.getTime() - launched >= opts.olderThanMs;
+        const item: CleanupItem = { kind: "instance", id: i.InstanceId!, runId, state: i.State?.Name, expiresAt, action: "kept", why: "not expired" };
+        if (i.State?.Name === "shutting-down") {
+          item.why = "already shutting down";
+        } else if (expired || tooOld) {
+          item.why = expired ? `expired at ${expiresAt}` : `launched ${Math.round((now.getTime() - launched) / 60_000)} min ago`;
+          if (opts.dryRun) item.action = "would terminate";
+          else {
+            try {
+              await ec2.send(new TerminateInstancesCommand({ InstanceIds: [i.InstanceId!] }));
+              item.action = "terminated";
+            } catch (e) {
+              item.action = "failed";
+              item.why += `; ${(e as Error).message}`;
+            }
+          }
+        }
+        if (item.action === "kept" && runId) liveRuns.add(runId);
+        out.push(item);
+      }
+    }
+    token = r.NextToken;
+  } while (token);
+
+  const groups = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: "tag-key", Values: [TAG.runId] }] }));
+  for (const g of groups.SecurityGroups ?? []) {
+    const runId = tag(g.Tags, TAG.runId);
+    const item: CleanupItem = { kind: "security-group", id: g.GroupId!, runId, action: "kept", why: "its run still has an instance" };
+    if (!runId || !liveRuns.has(runId)) {
+      item.why = "no live instance of its run";
+      if (opts.dryRun) item.action = "would delete";
+      else {
+        try {
+          await ec2.send(new DeleteSecurityGroupCommand({ GroupId: g.GroupId }));
+          item.action = "deleted";
+        } catch (e) {
+          // Still attached to an instance that is shutting down: the next scheduled run removes it.
+          item.action = "failed";
+          item.why += `; ${(e as Error).name}: ${(e as Error).message}`;
+        }
+      }
+    }
+    out.push(item);
+  }
+  return out;
+}
+
+/** "6h", "90m", "2d", "3600s" -> milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*([smhd])$/.exec(text.trim());
+  if (!m) return undefined;
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s" | "m" | "h" | "d"];
+}
