@@ -22,7 +22,16 @@ await build({
   logLevel: "warning",
   // CommonJS dependencies (ajv, commander, ssh2) call require(); give the ESM bundle one.
   banner: {
-    js: "#!/usr/bin/env node\nimport { createRequire as __ftuneCreateRequire } from 'node:module';\nconst require = __ftuneCreateRequire(import.meta.url);",
+    js: [
+      "#!/usr/bin/env node",
+      "import { createRequire as __ftuneCreateRequire } from 'node:module';",
+      "import { fileURLToPath as __ftuneFileURLToPath } from 'node:url';",
+      "import { dirname as __ftuneDirname } from 'node:path';",
+      "const require = __ftuneCreateRequire(import.meta.url);",
+      // CommonJS dependencies (ssh2) also read __filename/__dirname at load time.
+      "const __filename = __ftuneFileURLToPath(import.meta.url);",
+      "const __dirname = __ftuneDirname(__filename);",
+    ].join("\n"),
   },
 });
 
