@@ -78,3 +78,44 @@ for (const make of [fileBackend, () => s3Backend("agent")]) {
     }
   });
 }
+
+describe("box agent: spot notices", () => {
+  it("writes the marker as soon as IMDSv2 shows a spot interruption notice", async () => {
+    const { startEc2StandIn } = await import("./support/ec2.js");
+    const { spawnTracked, killTracked } = await import("./support/processes.js");
+    const { EC2Client, RunInstancesCommand, TerminateInstancesCommand } = await import("@aws-sdk/client-ec2");
+    const ec2 = await startEc2StandIn({ bootDelayMs: 50 });
+    try {
+      const client = new EC2Client({ region: "us-east-1", endpoint: ec2.url, credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "x" } });
+      const imageId = ec2.images.find((i) => i.architecture === "x86_64")!.imageId;
+      const id = (await client.send(new RunInstancesCommand({ ImageId: imageId, InstanceType: "g5.xlarge", MinCount: 1, MaxCount: 1, InstanceMarketOptions: { MarketType: "spot" } }))).Instances![0]!.InstanceId!;
+      await ec2.waitForState(id, "running");
+      const marker = join(work, "spot-notice.json");
+      const heartbeat = join(work, "heartbeat");
+      const child = spawnTracked("python3", [AGENT, "watch-spot", "--marker", marker, "--interval", "0.1", "--heartbeat", heartbeat], {
+        env: { PATH: process.env.PATH!, FTUNE_IMDS_URL: ec2.imdsUrlFor(id) },
+        stdio: "ignore",
+      });
+      const waitFor = async (path: string): Promise<boolean> => {
+        for (let i = 0; i < 100; i++) {
+          if (existsSync(path)) return true;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        return false;
+      };
+      assert.ok(await waitFor(heartbeat), "agent heartbeat");
+      assert.equal(existsSync(marker), false, "no notice before the interruption");
+      ec2.interrupt(id, { noticeMs: 4000 });
+      assert.ok(await waitFor(marker), "marker written after the notice");
+      const notice = JSON.parse(readFileSync(marker, "utf8")) as { action: string; time: string; noticed_at: string };
+      assert.equal(notice.action, "terminate");
+      assert.ok(Date.parse(notice.time) > 0 && Date.parse(notice.noticed_at) > 0);
+      assert.ok(ec2.imdsRequests.some((q) => q.method === "PUT"), "IMDSv2 token requested first");
+      await killTracked(child);
+      await ec2.waitForState(id, "terminated", 15_000);
+      await client.send(new TerminateInstancesCommand({ InstanceIds: [id] })).catch(() => undefined);
+    } finally {
+      await ec2.stop();
+    }
+  });
+});
