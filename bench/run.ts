@@ -4,6 +4,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   config: () => import("./config.js"),
   store: () => import("./store.js"),
   dataprep: () => import("./dataprep.js"),
+  compute: () => import("./compute.js"),
 };
 
 const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(BENCHES);

@@ -8,6 +8,7 @@ import { userInfo } from "node:os";
 import { join } from "node:path";
 import { CreateSecurityGroupCommand, EC2Client, RunInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { cleanup, Ec2Provider, type HostSpec } from "../src/compute/index.js";
+import { RemoteHost } from "../src/remote/index.js";
 import { startEc2StandIn, type Ec2StandIn } from "./support/ec2.js";
 import { freePort, teardownAll } from "./support/processes.js";
 import { REPO, ftuneAsync } from "./helpers/cli.js";
@@ -87,6 +88,12 @@ describe("ec2 provider", () => {
     const sg = ec2.securityGroups[host.resources.securityGroup!]!;
     assert.deepEqual(sg.ingress.map((r) => [r.ipProtocol, r.fromPort, r.toPort, r.cidrIp]), [["tcp", sshPort, sshPort, "203.0.113.7/32"]]);
     assert.equal((await p.status(host)).state, "running");
+    // The run's key (installed by user-data) logs in, and the host key is checked against the console fingerprint.
+    const remote = await RemoteHost.connect(host.ssh!, { attempts: 3 });
+    assert.equal((await remote.exec("echo ok")).stdout, "ok\n");
+    assert.match(remote.hostKey, /^ssh-ed25519 /);
+    await remote.close();
+    await assert.rejects(RemoteHost.connect({ ...host.ssh!, hostKey: "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }, { attempts: 3 }), /host key mismatch .*expected SHA256:AAAA.* \(pinned\), the server presented SHA256:/);
     await p.release(host);
     assert.equal(ec2.instances[host.id]!.state, "terminated");
     assert.ok(sg.deletedAt, "security group deleted");

@@ -25,8 +25,9 @@ import {
 import ssh2, { type Client as SshClient } from "ssh2";
 import { startEc2StandIn, type Ec2StandIn } from "./support/ec2.js";
 import { isPidAlive, teardownAll } from "./support/processes.js";
+import { generateKeyPair } from "../src/remote/index.js";
 
-const { Client, utils } = ssh2;
+const { Client } = ssh2;
 
 const DLAMI_PATTERN = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *";
 const SIGNED = { authorization: "AWS4-HMAC-SHA256 Credential=x/20240101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=00" };
@@ -86,7 +87,7 @@ describe("EC2 stand-in (Query API through @aws-sdk/client-ec2)", () => {
   let ec2: EC2Client;
   let groupId: string;
   let mainId: string;
-  const runKey = utils.generateKeyPairSync("ed25519");
+  const runKey = generateKeyPair("");
 
   async function describeOne(id: string): Promise<Instance> {
     const r = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));

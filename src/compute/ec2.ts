@@ -8,7 +8,7 @@ import {
   DescribeInstancesCommand, DescribeSpotPriceHistoryCommand, DescribeSubnetsCommand, EC2Client, GetConsoleOutputCommand,
   RunInstancesCommand, TerminateInstancesCommand, type Instance, type RunInstancesCommandInput, type Tag,
 } from "@aws-sdk/client-ec2";
-import ssh2 from "ssh2";
+import { generateKeyPair } from "../remote/index.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { PRICE_TABLE } from "../plan/index.js";
 import { InfraError, UserError } from "../util/errors.js";
@@ -155,7 +155,7 @@ export class Ec2Provider implements Provider {
     const launchedAt = new Date();
     const expiresAt = new Date(launchedAt.getTime() + spec.ttlMinutes * 60_000).toISOString();
     const image = await this.image(spec);
-    const key = ssh2.utils.generateKeyPairSync("ed25519", { comment: `ftune-${spec.runId}` });
+    const key = generateKeyPair(`ftune-${spec.runId}`);
     const sg = await this.securityGroup(spec, expiresAt, spec.subnets[0]);
     const resources: Record<string, string> = { securityGroup: sg };
     const placements: { az?: string; subnet?: string }[] = spec.subnets.length
