@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import {
-  downloadFiles, IntegrityError, Limiter, NO_PROGRESS, sha256Hex, uploadFiles, type FileEntry,
+  downloadFiles, IntegrityError, Limiter, NO_PROGRESS, presignFiles, sha256Hex, uploadFiles, type FileEntry,
 } from "../src/store/index.js";
 import { teardownAll } from "./support/processes.js";
 import { fileBackend, s3Backend, type Backend } from "./helpers/stores.js";
@@ -109,6 +109,10 @@ for (const make of [fileBackend, () => s3Backend("pre/fix", { partSize: 5 * MiB 
         writeFileSync(fileURLToPath(put), "from the box");
       }
       assert.equal((await b.store.getBytes("p/out.txt"))?.toString(), "from the box");
+      // A file set at the store's root (no prefix) is presigned by its own key.
+      await b.store.putBytes("root.txt", "at the root");
+      const [root] = await presignFiles(b.store, "", [{ path: "root.txt", size: 11, sha256: sha256Hex("at the root") }], 600);
+      assert.equal((await readUrl(root!.url)).toString(), "at the root");
     });
 
     it("batches verify every file; a corrupted stored object is detected and never renamed into place", async () => {

@@ -130,7 +130,7 @@ def run_all(entries, fn, parallel):
             except Exception as e:  # report every file, then fail once
                 failed += 1
                 log("FAILED %s: %s" % (futures[fut].get("path"), e))
-    log(", ".join("%s %d" % kv for kv in sorted(counts.items())) + (", failed %d" % failed if failed else ""))
+    log(", ".join(["%s %d" % kv for kv in sorted(counts.items())] + (["failed %d" % failed] if failed else [])))
     return 2 if failed else 0
 
 

@@ -5,7 +5,7 @@ import { dirname } from "node:path";
 import { InfraError } from "../util/errors.js";
 import { forEachPool, Limiter } from "./limiter.js";
 import { Progress, type ProgressOptions } from "./progress.js";
-import type { Store } from "./types.js";
+import { joinKey, type Store } from "./types.js";
 
 export interface FileEntry {
   /** Path relative to the set's root (also the key suffix in the store). */
@@ -70,7 +70,7 @@ export async function uploadFiles(store: Store, root: string, prefix: string, fi
   const total = files.reduce((n, f) => n + f.size, 0);
   const { limiter, progress, width, partSize } = batch(opts, total);
   await finishing(progress, forEachPool(files, width, async (f) => {
-    await store.uploadFile(`${root}/${f.path}`, `${prefix}/${f.path}`, f.size, f.sha256, { limiter, progress, partSize, signal: opts.signal });
+    await store.uploadFile(`${root}/${f.path}`, joinKey(prefix, f.path), f.size, f.sha256, { limiter, progress, partSize, signal: opts.signal });
     await opts.onFile?.(f);
   }));
   return { files: files.length, bytes: total, seconds: progress.finish().seconds };
@@ -87,10 +87,10 @@ export async function downloadFiles(store: Store, prefix: string, root: string, 
     const target = `${root}/${f.path}`;
     const part = `${target}.ftune-part`;
     await mkdir(dirname(target), { recursive: true });
-    const got = await store.downloadFile(`${prefix}/${f.path}`, part, f.size, { limiter, progress, partSize, signal: opts.signal });
+    const got = await store.downloadFile(joinKey(prefix, f.path), part, f.size, { limiter, progress, partSize, signal: opts.signal });
     if (got !== f.sha256) {
       await rm(part, { force: true });
-      throw new IntegrityError(`${store.uri(`${prefix}/${f.path}`)} is corrupt: its sha256 is ${got}, the manifest says ${f.sha256}; repair the store entry (mirror it again) and retry`);
+      throw new IntegrityError(`${store.uri(joinKey(prefix, f.path))} is corrupt: its sha256 is ${got}, the manifest says ${f.sha256}; repair the store entry (mirror it again) and retry`);
     }
     await rename(part, target);
     await opts.onFile?.(f);
@@ -109,5 +109,5 @@ export interface PresignedFile extends FileEntry {
  */
 export async function presignFiles(store: Store, prefix: string, files: readonly FileEntry[], expiresSeconds: number): Promise<PresignedFile[]> {
   const expires = Math.min(Math.max(60, Math.ceil(expiresSeconds)), 7 * 24 * 3600);
-  return Promise.all(files.map(async (f) => ({ ...f, url: await store.presignGet(`${prefix}/${f.path}`, expires) })));
+  return Promise.all(files.map(async (f) => ({ ...f, url: await store.presignGet(joinKey(prefix, f.path), expires) })));
 }
