@@ -14,3 +14,4 @@ export {
   type WatchOptions,
   type WatchResult,
 } from "./jobs.js";
+export { streamToLog, type LogStream } from "./log.js";
