@@ -9,9 +9,9 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { appendFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { startSshHost, type SshHost } from "./sshd.js";
+import { listen, readBody } from "./http.js";
 
 export const EC2_XMLNS = "http://ec2.amazonaws.com/doc/2016-11-15/";
 export const EC2_API_VERSION = "2016-11-15";
@@ -523,24 +523,7 @@ function cloudInitConsole(inst: Ec2Instance, hostKey: string): string {
   ].join("\n");
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    req.on("error", reject);
-  });
-}
 
-function listen(server: Server): Promise<string> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ host: "127.0.0.1", port: 0 }, () => {
-      const { port } = server.address() as AddressInfo;
-      resolve(`http://127.0.0.1:${port}`);
-    });
-  });
-}
 
 function close(server: Server): Promise<void> {
   server.closeAllConnections();

@@ -2,6 +2,7 @@
 // pagination, error bodies) so Octokit runs unmodified against it. Every request is recorded for assertions.
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { readBody } from "./http.js";
 
 export type RouteName = "listComments" | "createComment" | "updateComment" | "dispatch";
 
@@ -130,14 +131,6 @@ function clampInt(raw: string | null, fallback: number, min: number, max: number
   return Math.min(v, max);
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    req.on("error", reject);
-  });
-}
 
 export async function startGitHubStandIn(opts: GitHubStandInOptions = {}): Promise<GitHubStandIn> {
   const botLogin = opts.botLogin ?? "github-actions[bot]";

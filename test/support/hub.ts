@@ -4,7 +4,7 @@
 // on the fly, so tests can serve tens of MB without holding them in memory. Every request is recorded.
 import { createCipheriv, createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listen } from "./http.js";
 
 export interface HubFileSpec {
   /** Path inside the repo, "/"-separated, e.g. "config.json" or "data/train.parquet". */
@@ -299,15 +299,6 @@ function drained(res: ServerResponse): Promise<void> {
   });
 }
 
-function listen(server: Server): Promise<string> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ host: "127.0.0.1", port: 0 }, () => {
-      server.off("error", reject);
-      resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-    });
-  });
-}
 
 function close(server: Server): Promise<void> {
   return new Promise((resolve) => {
