@@ -103,7 +103,11 @@ describe("ftune models CLI on S3", () => {
     for (let i = 0; i < 400 && journaled === 0; i++) {
       await sleep(25);
       const j = await store.getBytes(`${prefix}/_ftune_partial.json`);
-      journaled = j ? (JSON.parse(j.toString()) as unknown[]).length : 0;
+      try {
+        journaled = j ? (JSON.parse(j.toString()) as unknown[]).length : 0;
+      } catch {
+        journaled = 0; // s3rver serves an object while its PUT is still being written; real S3 does not
+      }
     }
     child.kill("SIGKILL");
     await new Promise((r) => child.once("exit", r));

@@ -83,7 +83,12 @@ class Journal {
   constructor(private readonly store: Store, private readonly key: string) {}
 
   async load(): Promise<void> {
-    const list = (await readJson<FileEntry[]>(this.store, this.key)) ?? [];
+    let list: FileEntry[] = [];
+    try {
+      list = (await readJson<FileEntry[]>(this.store, this.key)) ?? [];
+    } catch {
+      // A journal cut short (a store without atomic writes, a crash mid-write) only costs re-sending those files.
+    }
     this.entries = new Map(list.map((e) => [e.path, e]));
   }
 
