@@ -45,3 +45,4 @@ copyFileSync("node_modules/tokenizers/LICENSE", "dist/native/LICENSE.tokenizers"
 // The box-side agent is uploaded to the GPU host as is (python3 standard library only).
 mkdirSync("dist/agent");
 copyFileSync("src/agent/ftune_agent.py", "dist/agent/ftune_agent.py");
+copyFileSync("src/train/dryrun_trainer.py", "dist/agent/dryrun_trainer.py");
