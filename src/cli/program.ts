@@ -9,6 +9,7 @@ import { runValidate } from "./validate.js";
 import { modelsCommand } from "./models.js";
 import { dataprepCommand } from "./dataprep.js";
 import { cleanupCommand } from "./cleanup.js";
+import { trainCommand } from "./train.js";
 import { describeFailure } from "./failures.js";
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -51,6 +52,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   program.addCommand(modelsCommand(setExit));
   program.addCommand(dataprepCommand(setExit));
+  program.addCommand(trainCommand(setExit));
   program.addCommand(cleanupCommand(setExit));
 
   return program;
