@@ -5,10 +5,9 @@ import { createHash } from "node:crypto";
 import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { Transform } from "node:stream";
 import { createWriteStream, existsSync } from "node:fs";
 import type { FtuneConfig } from "../config/index.js";
-import type { HubClient, HubFile } from "../hub/index.js";
+import { hubFileCheck, type HubClient, type HubFile } from "../hub/index.js";
 import { findModel } from "../models/index.js";
 import { Limiter, NO_PROGRESS, openStore, sha256File, withRetry, type Store } from "../store/index.js";
 import { TransientError } from "../store/retry.js";
@@ -49,22 +48,13 @@ async function hubDownload(hub: HubClient, kind: "model" | "dataset", id: string
   }
   await mkdir(dirname(target), { recursive: true });
   return withRetry(async () => {
-    const sha256 = createHash("sha256");
-    const blob = createHash("sha1").update(`blob ${f.size}\0`);
-    const tap = new Transform({
-      transform(chunk: Buffer, _e, cb) {
-        sha256.update(chunk);
-        blob.update(chunk);
-        cb(null, chunk);
-      },
-    });
+    const check = hubFileCheck(f);
     const tmp = `${target}.ftune-part`;
-    await pipeline(await hub.download(kind, id, sha, f.path), tap, createWriteStream(tmp));
-    const got = sha256.digest("hex");
-    const blobId = blob.digest("hex");
-    if (f.sha256 ? got !== f.sha256 : f.blobId ? blobId !== f.blobId : false) {
+    await pipeline(await hub.download(kind, id, sha, f.path), check.tap, createWriteStream(tmp));
+    const { sha256: got, matches } = check.finish();
+    if (!matches) {
       await rm(tmp, { force: true });
-      throw new TransientError(`${kind} ${id}: ${f.path} arrived corrupted (hash mismatch); retrying`);
+      throw new TransientError(`${kind} ${id}: ${f.path} arrived corrupted (size or hash differ from the Hub's listing); retrying`);
     }
     await rename(tmp, target);
     return got;

@@ -1,7 +1,8 @@
 // The HuggingFace Hub client ftune needs, on the Hub's public REST API (the endpoints huggingface_hub's
 // model_info / hf_hub_download use): resolve a revision to a commit sha with the file list and sizes/hashes,
 // and stream a file. HF_ENDPOINT points it at a mirror or a test stand-in, as it does for huggingface_hub.
-import { Readable } from "node:stream";
+import { createHash } from "node:crypto";
+import { Readable, Transform } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { InfraError, UserError } from "../util/errors.js";
 import { withRetry } from "../store/retry.js";
@@ -124,4 +125,30 @@ export class HubClient {
     if (!res.ok || !res.body) throw await this.failure(res, kind, id, sha, path);
     return Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>);
   }
+}
+
+/**
+ * Checks a Hub file's bytes as they stream past: the size, and the LFS sha256 (weights) or, for small files, the
+ * git blob sha1 the Hub lists. `finish()` after the stream ends says whether they match and gives their sha256.
+ */
+export function hubFileCheck(f: HubFile): { tap: Transform; finish(): { bytes: number; sha256: string; matches: boolean } } {
+  const sha256 = createHash("sha256");
+  const blob = createHash("sha1").update(`blob ${f.size}\0`);
+  let bytes = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      sha256.update(chunk);
+      blob.update(chunk);
+      bytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  return {
+    tap,
+    finish() {
+      const got = { bytes, sha256: sha256.digest("hex"), blobSha1: blob.digest("hex") };
+      const matches = got.bytes === f.size && (f.sha256 ? got.sha256 === f.sha256 : f.blobId ? got.blobSha1 === f.blobId : true);
+      return { bytes: got.bytes, sha256: got.sha256, matches };
+    },
+  };
 }

@@ -2,12 +2,11 @@
 // (path, size, sha256 per file) written last, so "present" means "manifest present". Mirroring streams each
 // file from the Hub into the store (no local staging) or copies a local folder (--from); an interrupted mirror
 // keeps a journal of finished files, so a rerun moves only what is missing or wrong.
-import { createHash } from "node:crypto";
 import { readdir, stat, writeFile, mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { Transform, type Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { UserError } from "../util/errors.js";
-import type { HubClient, HubFile } from "../hub/index.js";
+import { hubFileCheck, type HubClient, type HubFile } from "../hub/index.js";
 import {
   batchPartSize, downloadFiles, forEachPool, Limiter, presignFiles, Progress, sha256File, withRetry, type FileEntry, type PresignedFile,
   type ProgressOptions, type Store,
@@ -144,22 +143,6 @@ async function finishMirror(
   return { manifest, uri: store.uri(prefix), already: false, transferred: { ...moved, reused: files.length - moved.files } };
 }
 
-/** Counts bytes and computes sha256 and the git blob sha1 (what the Hub lists for small files) as data passes. */
-function verifyingTap(size: number): { tap: Transform; result: () => { bytes: number; sha256: string; blobSha1: string } } {
-  const sha256 = createHash("sha256");
-  const blob = createHash("sha1").update(`blob ${size}\0`);
-  let bytes = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      sha256.update(chunk);
-      blob.update(chunk);
-      bytes += chunk.length;
-      cb(null, chunk);
-    },
-  });
-  return { tap, result: () => ({ bytes, sha256: sha256.digest("hex"), blobSha1: blob.digest("hex") }) };
-}
-
 async function mirrorFromHub(store: Store, o: MirrorOptions & { hub: HubClient }): Promise<MirrorResult> {
   const revision = o.revision ?? "main";
   const repo = await o.hub.repo("model", o.model, revision);
@@ -186,12 +169,11 @@ async function mirrorFromHub(store: Store, o: MirrorOptions & { hub: HubClient }
     await forEachPool(todo, Math.max(1, Math.floor(concurrency / 4)), async (f) => {
       const entry = await withRetry(async () => {
         const body: Readable = await o.hub.download("model", o.model, repo.sha, f.path, o.signal);
-        const { tap, result } = verifyingTap(f.size);
-        body.once("error", (e) => tap.destroy(e));
-        await store.uploadStream(`${prefix}/${f.path}`, body.pipe(tap), f.size, f.sha256, { limiter, progress, signal: o.signal });
-        const got = result();
-        const wrong = got.bytes !== f.size || (f.sha256 ? got.sha256 !== f.sha256 : f.blobId ? got.blobSha1 !== f.blobId : false);
-        if (wrong) {
+        const check = hubFileCheck(f);
+        body.once("error", (e) => check.tap.destroy(e));
+        await store.uploadStream(`${prefix}/${f.path}`, body.pipe(check.tap), f.size, f.sha256, { limiter, progress, signal: o.signal });
+        const got = check.finish();
+        if (!got.matches) {
           await store.delete(`${prefix}/${f.path}`);
           throw new TransientError(`${f.path}: the Hub sent ${got.bytes} bytes that do not match its listing (size ${f.size}); retrying`);
         }
