@@ -2,7 +2,7 @@
 // repos in events.notify that it is ready (repository_dispatch <project>.dataprep).
 import * as core from "@actions/core";
 import { Command } from "commander";
-import { basename, dirname, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { formatDropReport, prepareDataset, type DataprepCounts, type DroppedExample, type DropReason, type TokenStats } from "../dataprep/index.js";
 import { restorePrepared, savePrepared } from "../dataprep/actions-cache.js";
 import { cacheDir } from "../dataprep/source.js";
@@ -10,14 +10,10 @@ import { sendDispatch } from "../github/dispatch.js";
 import { HubClient } from "../hub/index.js";
 import { EXIT_INFRA, EXIT_OK, EXIT_USER, UserError } from "../util/errors.js";
 import { inGitHubActions } from "./diagnostics-out.js";
-import { addStoreFlags, configFromFlags, hfToken, storeFromFlags, type StoreFlags } from "./store-flags.js";
+import { projectName } from "./project.js";
+import { addStoreFlags, hfToken, loadValidConfig, storeFromFlags, type StoreFlags } from "./store-flags.js";
 
 type Flags = Omit<StoreFlags, "config"> & { publish?: boolean; json?: boolean };
-
-export function projectName(configured: string | null, cwd = process.cwd()): string {
-  const fromRepo = process.env.GITHUB_REPOSITORY?.split("/")[1];
-  return (configured ?? fromRepo ?? basename(cwd)).toLowerCase().replace(/[^a-z0-9._-]+/g, "-");
-}
 
 async function writeSummary(uri: string, hash: string, counts: DataprepCounts, tokens: TokenStats | undefined, skipped: boolean): Promise<void> {
   const rows = [
@@ -41,8 +37,7 @@ export function dataprepCommand(setExit: (code: number) => void): Command {
     .option("--json", 'print one JSON object: {"dataset_uri", "dataset_hash", "counts": {input, kept, train, eval, dropped}}');
   addStoreFlags(cmd, false);
   cmd.action(async (configPath: string, flags: Flags) => {
-    const cfg = configFromFlags({ config: configPath });
-    if (!cfg) throw new UserError(`${configPath}: no config`);
+    const cfg = loadValidConfig(configPath).config;
     const { store } = storeFromFlags(flags, cfg);
     const hub = new HubClient({ token: hfToken(cfg) });
     const r = await prepareDataset(cfg, { store, hub, configDir: dirname(resolve(configPath)) });

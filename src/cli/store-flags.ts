@@ -34,13 +34,17 @@ export function addStoreFlags(cmd: Command, withConfig = true): Command {
     }));
 }
 
-/** The config named by --config, validated (a bad one stops here with its located errors). */
-export function configFromFlags(flags: StoreFlags): FtuneConfig | undefined {
-  if (!flags.config) return undefined;
-  const r = loadConfig(flags.config);
+/** A config file, validated; a bad one stops the command here with its located errors. */
+export function loadValidConfig(path: string): { config: FtuneConfig; hash: string } {
+  const r = loadConfig(path);
   printDiagnostics(r.diagnostics);
-  if (!r.ok || !r.config) throw new UserError(`${flags.config} is not a valid config (see above)`);
-  return r.config;
+  if (!r.ok || !r.config || !r.hash) throw new UserError(`${path} is not a valid config (see above)`);
+  return { config: r.config, hash: r.hash };
+}
+
+/** The config named by --config, if any. */
+export function configFromFlags(flags: StoreFlags): FtuneConfig | undefined {
+  return flags.config ? loadValidConfig(flags.config).config : undefined;
 }
 
 export function storeFromFlags(flags: StoreFlags, cfg?: FtuneConfig): { store: Store; options: StoreOptions } {

@@ -1,13 +1,11 @@
 // `ftune train <cfg> [--dry-run]`: prepare the data, run the trainer, sync its checkpoints and record the run.
 import { Command } from "commander";
 import { basename, dirname, extname, resolve } from "node:path";
-import { loadConfig } from "../config/index.js";
 import { HubClient } from "../hub/index.js";
 import { train } from "../train/index.js";
 import { EXIT_OK, UserError } from "../util/errors.js";
-import { projectName } from "./dataprep.js";
-import { printDiagnostics } from "./diagnostics-out.js";
-import { addStoreFlags, hfToken, storeFromFlags, type StoreFlags } from "./store-flags.js";
+import { projectName } from "./project.js";
+import { addStoreFlags, hfToken, loadValidConfig, storeFromFlags, type StoreFlags } from "./store-flags.js";
 
 type Flags = Omit<StoreFlags, "config"> & { dryRun?: boolean; namespace?: string; json?: boolean };
 
@@ -20,10 +18,7 @@ export function trainCommand(setExit: (code: number) => void): Command {
     .option("--json", "print the run record as one JSON object");
   addStoreFlags(cmd, false);
   cmd.action(async (configPath: string, flags: Flags) => {
-    const r = loadConfig(configPath);
-    printDiagnostics(r.diagnostics);
-    if (!r.ok || !r.config || !r.hash) throw new UserError(`${configPath} is not a valid config (see above)`);
-    const cfg = r.config;
+    const { config: cfg, hash } = loadValidConfig(configPath);
     const { store } = storeFromFlags(flags, cfg);
     const namespace = flags.namespace ?? cfg.project.namespace ?? "local";
     if (namespace === "main" && process.env.GITHUB_EVENT_NAME === "pull_request") throw new UserError("a pull request never writes to namespace main");
@@ -32,7 +27,7 @@ export function trainCommand(setExit: (code: number) => void): Command {
       hub: new HubClient({ token: hfToken(cfg) }),
       configDir: dirname(resolve(configPath)),
       configName: basename(configPath, extname(configPath)),
-      configHash: r.hash,
+      configHash: hash,
       project: projectName(cfg.project.name),
       namespace,
       dryRun: flags.dryRun,
