@@ -41,13 +41,16 @@ function dryRunTrainer(): string {
   throw new InfraError("the dry-run trainer (dryrun_trainer.py) is missing from this ftune installation");
 }
 
+async function entryOf(dir: string, path: string): Promise<FileEntry> {
+  return { path, size: statSync(join(dir, path)).size, sha256: await sha256File(join(dir, path)) };
+}
+
 async function filesOf(dir: string, rel = ""): Promise<FileEntry[]> {
   const out: FileEntry[] = [];
   for (const name of readdirSync(join(dir, rel)).sort()) {
     const p = rel ? `${rel}/${name}` : name;
-    const s = statSync(join(dir, p));
-    if (s.isDirectory()) out.push(...(await filesOf(dir, p)));
-    else out.push({ path: p, size: s.size, sha256: await sha256File(join(dir, p)) });
+    if (statSync(join(dir, p)).isDirectory()) out.push(...(await filesOf(dir, p)));
+    else out.push(await entryOf(dir, p));
   }
   return out;
 }
@@ -175,7 +178,7 @@ export async function train(cfg: FtuneConfig, o: TrainOptions): Promise<RunRecor
 
     await timed("upload", async () => {
       const finals = ["adapter_config.json", "adapter_model.safetensors"].filter((f) => existsSync(join(out, f)));
-      const entries = await Promise.all(finals.map(async (f) => ({ path: f, size: statSync(join(out, f)).size, sha256: await sha256File(join(out, f)) })));
+      const entries = await Promise.all(finals.map((f) => entryOf(out, f)));
       await uploadFiles(o.store, out, `${runs.prefix(o.project, o.namespace, runId)}/adapter`, entries, { label: "adapter", progress: { quiet: true } });
       const state = readFileSync(join(out, "trainer_state.json"));
       await runs.writeFile(o.project, o.namespace, runId, "trainer_state.json", state);
