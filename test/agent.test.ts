@@ -80,7 +80,7 @@ for (const make of [fileBackend, () => s3Backend("agent")]) {
 }
 
 describe("box agent: spot notices", () => {
-  it("writes the marker as soon as IMDSv2 shows a spot interruption notice", async () => {
+  it("creates the checkpoint trigger and writes the marker as soon as IMDSv2 shows a spot interruption notice", async () => {
     const { startEc2StandIn } = await import("./support/ec2.js");
     const { spawnTracked, killTracked } = await import("./support/processes.js");
     const { EC2Client, RunInstancesCommand, TerminateInstancesCommand } = await import("@aws-sdk/client-ec2");
@@ -92,7 +92,8 @@ describe("box agent: spot notices", () => {
       await ec2.waitForState(id, "running");
       const marker = join(work, "spot-notice.json");
       const heartbeat = join(work, "heartbeat");
-      const child = spawnTracked("python3", [AGENT, "watch-spot", "--marker", marker, "--interval", "0.1", "--heartbeat", heartbeat], {
+      const trigger = join(work, "checkpoint-now");
+      const child = spawnTracked("python3", [AGENT, "watch-spot", "--marker", marker, "--trigger", trigger, "--interval", "0.1", "--heartbeat", heartbeat], {
         env: { PATH: process.env.PATH!, FTUNE_IMDS_URL: ec2.imdsUrlFor(id) },
         stdio: "ignore",
       });
@@ -105,8 +106,10 @@ describe("box agent: spot notices", () => {
       };
       assert.ok(await waitFor(heartbeat), "agent heartbeat");
       assert.equal(existsSync(marker), false, "no notice before the interruption");
+      assert.equal(existsSync(trigger), false, "no checkpoint request before the interruption");
       ec2.interrupt(id, { noticeMs: 4000 });
       assert.ok(await waitFor(marker), "marker written after the notice");
+      assert.ok(existsSync(trigger), "the trainer's checkpoint trigger is created with the marker");
       const notice = JSON.parse(readFileSync(marker, "utf8")) as { action: string; time: string; noticed_at: string };
       assert.equal(notice.action, "terminate");
       assert.ok(Date.parse(notice.time) > 0 && Date.parse(notice.noticed_at) > 0);

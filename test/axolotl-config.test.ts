@@ -1,10 +1,16 @@
-// The axolotl config ftune renders from a resolved config (the seed experiment and the dry-run example).
+// The axolotl config ftune renders from a resolved config (the seed experiment and the dry-run example), the keys it
+// may use (src/train/axolotl-keys.json, extracted from axolotl's pydantic schema at a pinned commit), and how the
+// axolotl backend is launched on a host.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
 import { parse } from "yaml";
 import { loadConfig } from "../src/config/index.js";
 import { axolotlConfig, renderAxolotlYaml } from "../src/train/axolotl.js";
+import axolotlKeys from "../src/train/axolotl-keys.json" with { type: "json" };
+import { AXOLOTL_IMAGE, boxJobScript, hostPaths, trainerLaunch } from "../src/train/launch.js";
+import { ftune } from "./helpers/cli.js";
 import { UserError } from "../src/util/errors.js";
 import { REPO } from "./helpers/cli.js";
 
@@ -22,7 +28,7 @@ describe("axolotl config", () => {
     assert.equal((a.test_datasets as { path: string }[])[0]!.path, "/opt/ftune/data/eval.jsonl");
     assert.equal(a.val_set_size, 0);
     assert.deepEqual([a.micro_batch_size, a.gradient_accumulation_steps, a.learning_rate, a.num_epochs], [4, 32, 0.0003, 1]);
-    assert.deepEqual([a.auto_resume_from_checkpoints, a.dynamic_checkpoint], [true, { enabled: true, check_interval: 1 }]);
+    assert.deepEqual([a.auto_resume_from_checkpoints, a.dynamic_checkpoint], [true, { enabled: true, check_interval: 1, trigger_file_path: "axolotl_checkpoint.save" }]);
     assert.equal(a.output_dir, "/opt/ftune/out");
   });
 
@@ -43,5 +49,62 @@ describe("axolotl config", () => {
     assert.equal(axolotlConfig(seed(), paths, 1).wandb_project, undefined);
     const w = axolotlConfig(seed(["wandb={project: llm, log_model: true}"]), paths, 1);
     assert.deepEqual([w.wandb_project, w.wandb_log_model], ["llm", "end"]);
+  });
+
+  it("renders the seed experiment exactly as the golden file (UPDATE_GOLDEN=1 rewrites it)", () => {
+    const golden = join(REPO, "test", "golden", "axolotl-llama2-7b-dolly.yaml");
+    const p = hostPaths("/opt/ftune/RUN/attempt-1");
+    const text = renderAxolotlYaml(seed(), { modelDir: p.model, dataDir: p.data, outputDir: p.output }, 1);
+    if (process.env.UPDATE_GOLDEN === "1") writeFileSync(golden, text);
+    assert.equal(text, readFileSync(golden, "utf8"));
+  });
+
+  it("every config in configs/ renders with known axolotl keys only", () => {
+    const known = new Set(axolotlKeys.keys);
+    assert.match(axolotlKeys.commit, /^[0-9a-f]{40}$/, "the key list names its source commit");
+    assert.ok(known.size > 300, "the full key list, not a sample");
+    const files: string[] = [];
+    const walk = (d: string): void => {
+      for (const n of readdirSync(d)) {
+        const p = join(d, n);
+        if (statSync(p).isDirectory()) walk(p);
+        else if (/\.ya?ml$/.test(n)) files.push(p);
+      }
+    };
+    walk(join(REPO, "configs"));
+    assert.ok(files.length >= 3);
+    for (const f of files) {
+      const cfg = loadConfig(f).config;
+      if (!cfg?.model) continue; // a base file alone is not an experiment
+      const a = axolotlConfig(cfg, paths, 1);
+      const unknown = Object.keys(a).filter((k) => !known.has(k));
+      assert.deepEqual(unknown, [], `${relative(REPO, f)} renders keys axolotl does not know`);
+      assert.deepEqual(Object.keys(a.dynamic_checkpoint as object).sort(), ["check_interval", "enabled", "trigger_file_path"]);
+    }
+    // The test can fail: a key axolotl does not have is caught.
+    assert.equal(known.has("lora_rank"), false);
+  });
+
+  it("validate rejects a trainer.extra key axolotl would silently ignore, at its line, with the likely key", () => {
+    const cfg = join(REPO, "configs", "llama2-7b-dolly.yaml");
+    const r = ftune(["validate", cfg, "--set", "trainer.extra={sample_packin: true, flash_attention: true}"]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /trainer\.extra\.sample_packin: "sample_packin" is not an axolotl config key .*did you mean sample_packing\?/);
+    assert.match(r.stdout + r.stderr, /1 error, 0 warnings/, "flash_attention is a real axolotl key");
+  });
+
+  it("launches the pinned image by digest with every GPU, telemetry off, one torchrun process per GPU", () => {
+    const p = hostPaths("/opt/ftune/RUN/attempt-1");
+    const l = trainerLaunch(seed(), "axolotl", p, { gpus: 4, runId: "RUN", hasEval: true });
+    assert.match(AXOLOTL_IMAGE, /@sha256:[0-9a-f]{64}$/);
+    assert.match(l.command, new RegExp(`docker run --rm --name ftune-RUN --gpus all .*-e AXOLOTL_DO_NOT_TRACK=1 .*${AXOLOTL_IMAGE.replace(/[.]/g, "\\.")} axolotl train /opt/ftune/RUN/attempt-1/axolotl.yaml --launcher torchrun -- --nproc_per_node=4`));
+    assert.equal(l.trigger, "/opt/ftune/RUN/attempt-1/output/axolotl_checkpoint.save");
+    assert.equal((parse(l.files["axolotl.yaml"]!) as { gradient_accumulation_steps: number }).gradient_accumulation_steps, 8);
+    const script = boxJobScript(p, l, { fetch: true, spotPollSeconds: 5 });
+    assert.match(script, /watch-spot .* --trigger \/opt\/ftune\/RUN\/attempt-1\/output\/axolotl_checkpoint\.save --interval 5 &/);
+    assert.ok(script.indexOf("fetch --manifest inputs.json") < script.indexOf("docker run"), "inputs before the trainer");
+    const own = trainerLaunch(seed(["trainer.image=ghcr.io/me/axolotl@sha256:" + "a".repeat(64)]), "axolotl", p, { gpus: 1, runId: "RUN", hasEval: true });
+    assert.match(own.command, /ghcr\.io\/me\/axolotl@sha256:a{64} axolotl train/);
+    assert.throws(() => trainerLaunch(seed(["compute.nodes=2"]), "axolotl", p, { gpus: 1, runId: "RUN", hasEval: true }), /multi-node training is not supported/);
   });
 });

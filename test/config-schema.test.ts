@@ -31,7 +31,7 @@ const EVERY_KEY = {
   wandb: { project: "", entity: null, run_name: null, api_key_env: "", log_model: false },
   compute: {
     provider: "local", region: null, instance_types: [], availability_zones: [], subnets: [], spot: true, on_demand_fallback: false,
-    max_price: null, nodes: 1, gpus_per_node: null, ttl_minutes: 1, ami: null, volume_gb: null, ssh_port: 22, ssh_cidr: null, workdir: "",
+    max_price: null, nodes: 1, gpus_per_node: null, ttl_minutes: 1, max_attempts: 1, ami: null, ami_user: "", volume_gb: null, ssh_port: 22, ssh_cidr: null, workdir: "",
     ssh: { host: "", port: 22, user: "", private_key_env: "", host_key: null },
   },
   storage: { url: "", region: null, endpoint: null, force_path_style: false, checksums: null, concurrency: 1, part_size_mb: 5 },

@@ -7,9 +7,10 @@
       are kept. The box needs no AWS credentials.
   upload --manifest outputs.json [--parallel N]
       PUTs every {path, url} (local path, presigned PUT URL).
-  watch-spot --marker FILE [--imds URL] [--interval S] [--heartbeat FILE]
+  watch-spot --marker FILE [--trigger FILE] [--imds URL] [--interval S] [--heartbeat FILE]
       Polls the instance metadata service (IMDSv2: token first) for a spot interruption notice; when one appears,
-      writes FILE (JSON: action, time, noticed_at) for the trainer side to checkpoint at once, and keeps polling.
+      creates the --trigger file (the trainer's "checkpoint now" request) and writes the marker FILE (JSON: action,
+      time, noticed_at) for the watcher on the runner, and keeps polling.
       --imds defaults to $FTUNE_IMDS_URL or http://169.254.169.254 (tests point it at a stand-in).
 
 Exit codes: 0 ok, 1 bad input (manifest), 2 a transfer failed after retries or a file did not match its sha256.
@@ -152,6 +153,9 @@ def watch_spot(args):
             if not os.path.exists(args.marker):
                 body = json.loads(notice)
                 body["noticed_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                if args.trigger:
+                    # First, so the trainer starts its checkpoint before anything else happens.
+                    open(args.trigger, "a").close()
                 tmp = args.marker + ".tmp"
                 with open(tmp, "w") as f:
                     json.dump(body, f)
@@ -182,6 +186,7 @@ def main(argv):
     u.add_argument("--parallel", type=int, default=4)
     w = sub.add_parser("watch-spot")
     w.add_argument("--marker", required=True)
+    w.add_argument("--trigger")
     w.add_argument("--imds")
     w.add_argument("--interval", type=float, default=5.0)
     w.add_argument("--heartbeat")

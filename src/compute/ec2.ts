@@ -168,45 +168,47 @@ export class Ec2Provider implements Provider {
     let instance: Instance | undefined;
     let market: "spot" | "on-demand" = "spot";
     try {
+      // Every (type, placement) pair in the configured order, except that pools which just lost a host go last.
+      const avoided = (type: string, p: { az?: string }): boolean => (spec.avoid ?? []).some((a) => a.instanceType === type && (!a.availabilityZone || !p.az || a.availabilityZone === p.az));
+      const pools = spec.instanceTypes.flatMap((type) => placements.map((p) => ({ type, p })));
+      const ordered = [...pools.filter((x) => !avoided(x.type, x.p)), ...pools.filter((x) => avoided(x.type, x.p))];
       search: for (const m of markets) {
-        for (const type of spec.instanceTypes) {
-          for (const p of placements) {
-            signal?.throwIfAborted();
-            const attempt: Attempt = { type, market: m, ...p };
-            attempts.push(attempt);
-            const input: RunInstancesCommandInput = {
-              ImageId: image.id,
-              InstanceType: type as never,
-              MinCount: 1,
-              MaxCount: 1,
-              UserData: Buffer.from(userData(key.public, this.user, spec.ttlMinutes)).toString("base64"),
-              SecurityGroupIds: [sg],
-              SubnetId: p.subnet,
-              Placement: p.az ? { AvailabilityZone: p.az } : undefined,
-              InstanceInitiatedShutdownBehavior: "terminate",
-              MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled", HttpPutResponseHopLimit: 2 },
-              BlockDeviceMappings: [{ DeviceName: image.rootDevice, Ebs: { VolumeSize: spec.volumeGb, VolumeType: "gp3", Encrypted: true, DeleteOnTermination: true } }],
-              TagSpecifications: [
-                { ResourceType: "instance", Tags: this.tags(spec, expiresAt) },
-                { ResourceType: "volume", Tags: this.tags(spec, expiresAt) },
-              ],
-              ClientToken: `${spec.runId}-${attempts.length}`.slice(0, 64),
-              InstanceMarketOptions:
-                m === "spot"
-                  ? { MarketType: "spot", SpotOptions: { SpotInstanceType: "one-time", InstanceInterruptionBehavior: "terminate", MaxPrice: spec.maxPrice ? String(spec.maxPrice) : undefined } }
-                  : undefined,
-            };
-            try {
-              const r = await this.ec2.send(new RunInstancesCommand(input), { abortSignal: signal });
-              instance = r.Instances?.[0];
-              market = m;
-              break search;
-            } catch (e) {
-              const code = errorCode(e);
-              attempt.error = code;
-              if (!CAPACITY_CODES.has(code)) throw e;
-              this.log(`ec2: no ${m} ${type}${p.az ? ` in ${p.az}` : p.subnet ? ` in ${p.subnet}` : ""} (${code}); trying the next`);
-            }
+        for (const { type, p } of ordered) {
+          signal?.throwIfAborted();
+          const attempt: Attempt = { type, market: m, ...p };
+          attempts.push(attempt);
+          const input: RunInstancesCommandInput = {
+            ImageId: image.id,
+            InstanceType: type as never,
+            MinCount: 1,
+            MaxCount: 1,
+            UserData: Buffer.from(userData(key.public, this.user, spec.ttlMinutes)).toString("base64"),
+            SecurityGroupIds: [sg],
+            SubnetId: p.subnet,
+            Placement: p.az ? { AvailabilityZone: p.az } : undefined,
+            InstanceInitiatedShutdownBehavior: "terminate",
+            MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled", HttpPutResponseHopLimit: 2 },
+            BlockDeviceMappings: [{ DeviceName: image.rootDevice, Ebs: { VolumeSize: spec.volumeGb, VolumeType: "gp3", Encrypted: true, DeleteOnTermination: true } }],
+            TagSpecifications: [
+              { ResourceType: "instance", Tags: this.tags(spec, expiresAt) },
+              { ResourceType: "volume", Tags: this.tags(spec, expiresAt) },
+            ],
+            ClientToken: `${spec.runId}-${spec.attempt ?? 1}-${attempts.length}`.slice(0, 64),
+            InstanceMarketOptions:
+              m === "spot"
+                ? { MarketType: "spot", SpotOptions: { SpotInstanceType: "one-time", InstanceInterruptionBehavior: "terminate", MaxPrice: spec.maxPrice ? String(spec.maxPrice) : undefined } }
+                : undefined,
+          };
+          try {
+            const r = await this.ec2.send(new RunInstancesCommand(input), { abortSignal: signal });
+            instance = r.Instances?.[0];
+            market = m;
+            break search;
+          } catch (e) {
+            const code = errorCode(e);
+            attempt.error = code;
+            if (!CAPACITY_CODES.has(code)) throw e;
+            this.log(`ec2: no ${m} ${type}${p.az ? ` in ${p.az}` : p.subnet ? ` in ${p.subnet}` : ""} (${code}); trying the next`);
           }
         }
       }

@@ -14,7 +14,7 @@ export { cleanup, parseDuration, type CleanupItem } from "./cleanup.js";
 export function providerFor(cfg: FtuneConfig, ec2?: Ec2Options): Provider {
   switch (cfg.compute.provider) {
     case "ec2":
-      return new Ec2Provider(ec2, cfg.compute.region);
+      return new Ec2Provider({ user: cfg.compute.ami_user, ...ec2 }, cfg.compute.region);
     case "ssh":
       return new SshProvider(cfg.compute.ssh!);
     default:

@@ -21,6 +21,10 @@ export interface HostSpec {
   region: string | null;
   /** Where jobs live on the host. */
   workdir: string;
+  /** Which acquisition of this run this is (1, 2, ... after interruptions): keeps EC2 client tokens unique. */
+  attempt?: number;
+  /** Capacity pools that just lost a host (a spot interruption): tried last, since AWS reclaimed capacity there. */
+  avoid?: { instanceType: string; availabilityZone?: string }[];
 }
 
 export interface SshAccess {

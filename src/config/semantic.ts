@@ -3,7 +3,11 @@
 // Written defensively: they also run on configs that failed the schema, so that all errors come at once.
 import type { Diagnostic } from "./diagnostics.js";
 import type { Locate } from "./schema-errors.js";
+import axolotlKeys from "../train/axolotl-keys.json" with { type: "json" };
 import { getAt, isPlainObject, pathKey, type PathSeg } from "./paths.js";
+import { closest } from "./suggest.js";
+
+const AXOLOTL_KEYS = new Set(axolotlKeys.keys);
 
 export const FIELD_PRESETS: Record<string, Record<string, string>> = {
   alpaca: { instruction: "instruction", input: "input", output: "output" },
@@ -139,6 +143,15 @@ export function semanticDiagnostics(resolved: unknown, raw: unknown, locate: Loc
   }
   if (backend !== "custom" && typeof at(["trainer", "command"]) === "string") {
     warn(["trainer", "command"], `is only used by trainer.backend: custom (this config uses ${String(backend)})`);
+  }
+  // axolotl drops keys it does not know without a word: a typo in trainer.extra would silently change nothing.
+  const extra = at(["trainer", "extra"]);
+  if (isPlainObject(extra)) {
+    for (const k of Object.keys(extra)) {
+      if (AXOLOTL_KEYS.has(k)) continue;
+      const near = closest(k, axolotlKeys.keys);
+      error(["trainer", "extra", k], `${JSON.stringify(k)} is not an axolotl config key (axolotl ${axolotlKeys.commit.slice(0, 12)}, the pinned image's version, would silently ignore it)${near ? `; did you mean ${near}?` : ""}`, "key");
+    }
   }
   return out;
 }

@@ -102,7 +102,9 @@ export interface ComputeConfig {
   nodes: number;
   gpus_per_node: number | null;
   ttl_minutes: number;
+  max_attempts: number;
   ami: string | null;
+  ami_user: string;
   volume_gb: number | null;
   ssh_port: number;
   ssh_cidr: string | null;

@@ -14,8 +14,12 @@ export interface AxolotlPaths {
   outputDir: string;
 }
 
-/** The file axolotl's dynamic checkpointing watches for in output_dir (its DynamicCheckpointConfig). */
-export const AXOLOTL_CHECKPOINT_TRIGGER = ".axolotl_save_checkpoint";
+/**
+ * The file axolotl's dynamic checkpointing looks for in output_dir (DynamicCheckpointConfig.trigger_file_path, a
+ * name inside output_dir; axolotl's own default, set explicitly so a change of default cannot break spot safety).
+ * Rank 0 checks it every check_interval steps, deletes it, saves a checkpoint and trains on.
+ */
+export const AXOLOTL_CHECKPOINT_TRIGGER = "axolotl_checkpoint.save";
 
 export function axolotlConfig(cfg: FtuneConfig, paths: AxolotlPaths, gpus: number, hasEval = true): Record<string, unknown> {
   const t = cfg.training;
@@ -61,7 +65,7 @@ export function axolotlConfig(cfg: FtuneConfig, paths: AxolotlPaths, gpus: numbe
     output_dir: paths.outputDir,
     // Spot safety: restart from the newest checkpoint, and checkpoint on demand when the agent sees a notice.
     auto_resume_from_checkpoints: true,
-    dynamic_checkpoint: { enabled: true, check_interval: 1 },
+    dynamic_checkpoint: { enabled: true, check_interval: 1, trigger_file_path: AXOLOTL_CHECKPOINT_TRIGGER },
   };
   if (cfg.wandb) {
     Object.assign(out, {

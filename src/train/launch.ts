@@ -1,0 +1,107 @@
+// How each trainer backend is started on a host, as one bash command plus the files it needs, following the
+// trainer contract: FTUNE_CONFIG, FTUNE_DATA_DIR, FTUNE_MODEL_DIR, FTUNE_OUTPUT_DIR, and FTUNE_CHECKPOINT_TRIGGER
+// (the file whose appearance asks for a checkpoint now: what a spot notice does).
+import { posix } from "node:path";
+import type { FtuneConfig } from "../config/index.js";
+import { shellQuote as q } from "../remote/index.js";
+import { UserError } from "../util/errors.js";
+import { AXOLOTL_CHECKPOINT_TRIGGER, renderAxolotlYaml } from "./axolotl.js";
+
+export type Backend = "axolotl" | "custom" | "dry-run";
+
+/**
+ * The axolotl image when trainer.image is unset, pinned by digest so every run of a config trains with the same
+ * code: the digest published for docker.io/axolotlai/axolotl:main-20260712-py3.12-cu130-2.12.0. Bump it
+ * deliberately (and check `docker buildx imagetools inspect` shows it) together with src/train/axolotl-keys.json.
+ */
+export const AXOLOTL_IMAGE = "docker.io/axolotlai/axolotl@sha256:c33b21ad322e49fcc2db6116042cc206c69f26716482fc2902179fa303dd60b4";
+
+/** Where things live on a host: one folder per run attempt, so a new host never finds an old host's files. */
+export interface HostPaths {
+  work: string;
+  bin: string;
+  data: string;
+  model: string;
+  output: string;
+  config: string;
+}
+
+export function hostPaths(work: string): HostPaths {
+  return {
+    work,
+    bin: posix.join(work, "bin"),
+    data: posix.join(work, "data"),
+    model: posix.join(work, "model"),
+    output: posix.join(work, "output"),
+    config: posix.join(work, "config.json"),
+  };
+}
+
+export interface TrainerLaunch {
+  /** bash; runs in paths.work. */
+  command: string;
+  /** Files to write into paths.work first (name -> content). */
+  files: Record<string, string>;
+  /** The backend's "checkpoint now" file. */
+  trigger: string;
+  env: Record<string, string>;
+}
+
+export function trainerLaunch(cfg: FtuneConfig, backend: Backend, paths: HostPaths, opts: { gpus: number; runId: string; hasEval: boolean }): TrainerLaunch {
+  const env: Record<string, string> = {
+    FTUNE_CONFIG: paths.config,
+    FTUNE_DATA_DIR: paths.data,
+    FTUNE_MODEL_DIR: backend === "dry-run" ? "" : paths.model,
+    FTUNE_OUTPUT_DIR: paths.output,
+  };
+  if (backend === "dry-run") {
+    const trigger = posix.join(paths.work, "checkpoint-now");
+    return { command: `python3 ${q(posix.join(paths.bin, "dryrun_trainer.py"))}`, files: {}, trigger, env: { ...env, FTUNE_CHECKPOINT_TRIGGER: trigger } };
+  }
+  if (backend === "custom") {
+    const trigger = posix.join(paths.work, "checkpoint-now");
+    return { command: cfg.trainer.command!, files: {}, trigger, env: { ...env, FTUNE_CHECKPOINT_TRIGGER: trigger } };
+  }
+  if (cfg.compute.nodes > 1) {
+    throw new UserError(`compute.nodes ${cfg.compute.nodes}: multi-node training is not supported by this version of ftune train; use compute.nodes: 1 with a larger instance type`);
+  }
+  const image = cfg.trainer.image ?? AXOLOTL_IMAGE;
+  const yaml = renderAxolotlYaml(cfg, { modelDir: paths.model, dataDir: paths.data, outputDir: paths.output }, opts.gpus, opts.hasEval);
+  const name = `ftune-${opts.runId}`.replace(/[^A-Za-z0-9_.-]/g, "-");
+  const mount = q(`${paths.work}:${paths.work}`);
+  const command = [
+    "command -v docker >/dev/null || { echo 'ftune: docker is not installed on this host (the axolotl backend runs in a container; use a GPU AMI with docker)' >&2; exit 127; }",
+    // A container left by an earlier attempt on this box would hold the GPUs.
+    `docker rm -f ${name} >/dev/null 2>&1 || true`,
+    `echo "ftune: pulling ${image}"`,
+    `docker pull --quiet ${q(image)}`,
+    // Attached (signals reach the container through docker's sig-proxy), one torchrun process per GPU, nothing
+    // fetched from the Hub (the base model was staged from the model store), telemetry off.
+    [
+      `docker run --rm --name ${name} --gpus all --ipc=host --ulimit memlock=-1 --ulimit stack=67108864`,
+      "-e AXOLOTL_DO_NOT_TRACK=1 -e HF_HUB_OFFLINE=1 -e HF_HUB_DISABLE_TELEMETRY=1 -e HF_TOKEN -e WANDB_API_KEY",
+      `-v ${mount} -w ${q(paths.work)} ${q(image)}`,
+      `axolotl train ${q(posix.join(paths.work, "axolotl.yaml"))} --launcher torchrun -- --nproc_per_node=${opts.gpus}`,
+    ].join(" "),
+  ].join("\n");
+  return { command, files: { "axolotl.yaml": yaml }, trigger: posix.join(paths.output, AXOLOTL_CHECKPOINT_TRIGGER), env };
+}
+
+/**
+ * The box-side job: the spot watcher in the background (it creates the trigger on a notice), the inputs fetched
+ * through presigned URLs (no credentials on the box), then the trainer. "ftune: inputs staged" marks the end of
+ * staging in the log, for the phase timings.
+ */
+export function boxJobScript(paths: HostPaths, launch: TrainerLaunch, opts: { fetch: boolean; spotPollSeconds: number }): string {
+  const agent = q(posix.join(paths.bin, "ftune_agent.py"));
+  return [
+    "set -euo pipefail",
+    `cd ${q(paths.work)}`,
+    `python3 ${agent} watch-spot --marker ${q(posix.join(paths.work, "spot-notice.json"))} --trigger ${q(launch.trigger)} --interval ${opts.spotPollSeconds} &`,
+    "spot_watcher=$!",
+    "trap 'kill $spot_watcher 2>/dev/null || true' EXIT",
+    ...(opts.fetch ? ['echo "ftune: staging inputs"', `python3 ${agent} fetch --manifest inputs.json --dest ${q(paths.work)}`, "rm -f inputs.json"] : []),
+    'echo "ftune: inputs staged"',
+    launch.command,
+  ].join("\n");
+}
