@@ -7,10 +7,11 @@
       are kept. The box needs no AWS credentials.
   upload --manifest outputs.json [--parallel N]
       PUTs every {path, url} (local path, presigned PUT URL).
-  watch-spot --marker FILE [--trigger FILE] [--imds URL] [--interval S] [--heartbeat FILE]
+  watch-spot --marker FILE [--trigger FILE] [--output DIR] [--imds URL] [--interval S] [--heartbeat FILE]
       Polls the instance metadata service (IMDSv2: token first) for a spot interruption notice; when one appears,
       creates the --trigger file (the trainer's "checkpoint now" request) and writes the marker FILE (JSON: action,
-      time, noticed_at) for the watcher on the runner, and keeps polling.
+      time, noticed_at, and checkpoint_step_at_notice: the newest complete checkpoint-<step> in --output then, so
+      the watcher knows which checkpoint is the first one saved after the notice), and keeps polling.
       --imds defaults to $FTUNE_IMDS_URL or http://169.254.169.254 (tests point it at a stand-in).
 
 Exit codes: 0 ok, 1 bad input (manifest), 2 a transfer failed after retries or a file did not match its sha256.
@@ -142,6 +143,19 @@ def imds_request(base, path, token=None, method="GET"):
         return r.read().decode()
 
 
+def newest_checkpoint_step(out):
+    """The step of the newest complete (trainer_state.json written) checkpoint-<step> folder in out, or 0."""
+    best = 0
+    try:
+        names = os.listdir(out)
+    except OSError:
+        return 0
+    for name in names:
+        if name.startswith("checkpoint-") and name[11:].isdigit() and os.path.isfile(os.path.join(out, name, "trainer_state.json")):
+            best = max(best, int(name[11:]))
+    return best
+
+
 def watch_spot(args):
     base = args.imds or os.environ.get("FTUNE_IMDS_URL") or "http://169.254.169.254"
     token, token_at = None, 0.0
@@ -153,8 +167,10 @@ def watch_spot(args):
             if not os.path.exists(args.marker):
                 body = json.loads(notice)
                 body["noticed_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                if args.output:
+                    body["checkpoint_step_at_notice"] = newest_checkpoint_step(args.output)
                 if args.trigger:
-                    # First, so the trainer starts its checkpoint before anything else happens.
+                    # Before the marker: the trainer starts its checkpoint while the watcher hears of the notice.
                     open(args.trigger, "a").close()
                 tmp = args.marker + ".tmp"
                 with open(tmp, "w") as f:
@@ -187,6 +203,7 @@ def main(argv):
     w = sub.add_parser("watch-spot")
     w.add_argument("--marker", required=True)
     w.add_argument("--trigger")
+    w.add_argument("--output")
     w.add_argument("--imds")
     w.add_argument("--interval", type=float, default=5.0)
     w.add_argument("--heartbeat")

@@ -106,9 +106,28 @@ export class RemoteHost {
     return new InfraError(`${what} on ${this.where} failed: ${message}`, { cause: e });
   }
 
+  /**
+   * `p`, or a ConnectionLost as soon as the connection ends first: ssh2 does not always answer a request that was
+   * in flight when the connection was cut (a channel or SFTP open), and a promise left pending forever would
+   * stall its caller (and let Node exit with nothing left to run).
+   */
+  private untilClosed<T>(p: Promise<T>, what: string): Promise<T> {
+    let onClose: ((e: Error | undefined) => void) | undefined;
+    const closed = new Promise<never>((_, reject) => {
+      onClose = (e) => reject(e ?? new ConnectionLost(`SSH connection to ${this.where} closed during ${what}`));
+      void this.closed.then((e) => onClose?.(e));
+    });
+    closed.catch(() => undefined);
+    return Promise.race([p, closed]).finally(() => (onClose = undefined));
+  }
+
   exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     // With env, `command` may be reported only by a fixed description: callers building it may have put more there.
     const what = opts.env ? "a command" : `\`${shortCommand(command)}\``;
+    return this.untilClosed(this.execOnce(command, what, opts), `running ${what}`);
+  }
+
+  private execOnce(command: string, what: string, opts: ExecOptions): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
       if (opts.signal?.aborted) return reject(opts.signal.reason);
       if (this.dropped) return reject(new ConnectionLost(`SSH connection to ${this.where} is closed; cannot run ${what}`));
@@ -242,6 +261,10 @@ export class RemoteHost {
   }
 
   private async sftpCall<T>(what: string, op: (s: SFTPWrapper, done: (err: Error | undefined | null, value?: T) => void) => void): Promise<T> {
+    return this.untilClosed(this.sftpCallOnce(what, op), what);
+  }
+
+  private async sftpCallOnce<T>(what: string, op: (s: SFTPWrapper, done: (err: Error | undefined | null, value?: T) => void) => void): Promise<T> {
     const s = await this.sftp();
     return new Promise<T>((resolve, reject) => {
       try {
@@ -283,14 +306,17 @@ export class RemoteHost {
 
   /** The whole file, or null when it does not exist. */
   async readFile(remote: string): Promise<Buffer | null> {
-    const s = await this.sftp();
-    return new Promise<Buffer | null>((resolve, reject) => {
-      s.readFile(remote, (err, data) => {
-        if (!err) return resolve(data);
-        if ((err as { code?: number }).code === SFTP_NO_SUCH_FILE) return resolve(null);
-        reject(this.fail(err, `reading ${remote}`));
-      });
-    });
+    const s = await this.untilClosed(this.sftp(), `reading ${remote}`);
+    return this.untilClosed(
+      new Promise<Buffer | null>((resolve, reject) => {
+        s.readFile(remote, (err, data) => {
+          if (!err) return resolve(data);
+          if ((err as { code?: number }).code === SFTP_NO_SUCH_FILE) return resolve(null);
+          reject(this.fail(err, `reading ${remote}`));
+        });
+      }),
+      `reading ${remote}`,
+    );
   }
 
   /**

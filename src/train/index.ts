@@ -150,7 +150,7 @@ export async function train(cfg: FtuneConfig, o: TrainOptions): Promise<RunRecor
           dataset: { prefix: datasetPrefix(dataset.dataset_hash), files: dataset.manifest.files, dest: "data" },
           model: model ? { prefix: model.prefix, files: model.manifest.files, dest: "model" } : undefined,
           hasEval,
-          provider: o.provider ?? providerFor(cfg, o.ec2),
+          provider: o.provider ?? providerFor(cfg, { log, ...o.ec2 }),
           secrets: o.secrets ?? {},
           boxScripts: { agent: boxScript("ftune_agent.py", "agent"), dryRunTrainer: boxScript("dryrun_trainer.py", "train") },
           outDir,

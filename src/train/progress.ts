@@ -2,6 +2,8 @@
 // bars and "{'loss': ...}" dicts) into one progress line per step seen: step/total, percent, loss and ETA. It also
 // remembers the newest step, which recovery uses to measure the work an interruption cost.
 
+const NOTABLE = /resum|saving model checkpoint|traceback|error|out of memory|killed/i;
+
 export class TrainProgress {
   /** The newest step the log showed as done on this host (0 before the first). */
   lastStep = 0;
@@ -47,7 +49,11 @@ export class TrainProgress {
     const loss = /'loss': '?([\d.]+(?:e-?\d+)?)/.exec(line)?.[1];
     if (loss) this.lastLoss = loss;
     const m = /(?:^|\s|\|)(\d+)\/(\d+) \[/.exec(line);
-    if (!m) return;
+    if (!m) {
+      // The lines a reader of the Actions log needs besides progress: resumes, checkpoints, errors.
+      if (NOTABLE.test(line)) this.emit(`trainer: ${line.trim()}`);
+      return;
+    }
     const step = Number(m[1]);
     const total = Number(m[2]);
     if (step <= this.lastStep && this.lastStep > 0) return;

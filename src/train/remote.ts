@@ -45,6 +45,8 @@ export interface AttemptRecord {
   seconds_per_step?: number;
   checkpoints_synced: string[];
   spot_notice_at?: string;
+  /** The newest checkpoint on the host when the notice came: the run resumes from a later one when it can. */
+  checkpoint_step_at_notice?: number;
   /** Steps this host computed that the next one had to compute again, and their time at this host's pace. */
   steps_lost?: number;
   seconds_lost?: number;
@@ -172,6 +174,8 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
     return lostOr(e);
   }
   const access = { ...host.ssh, hostKey: remote.hostKey };
+  let remoteOpen = true;
+  void remote.closed.then(() => (remoteOpen = false));
   try {
     log(`staging inputs on ${where}${resume ? ` (resuming from ${resume.name})` : ""}`);
     const launch = trainerLaunch(cfg, ctx.backend, paths, { gpus: gpusOf(cfg, host), runId: ctx.runId, hasEval: ctx.hasEval });
@@ -194,10 +198,12 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
   const onAbort = (): void => watchAbort.abort(signal.reason);
   signal.addEventListener("abort", onAbort, { once: true });
   let stopSync = false;
-  let killedForNotice = false;
+  /** The first checkpoint completed after the spot notice: the trainer is stopped once it exists. */
+  let noticeCheckpoint: string | undefined;
   let hostGone: Outcome | undefined;
   const synced = new Set<string>(resume ? [resume.name] : []);
-  let seenAtNotice: Set<string> | undefined;
+  /** The newest checkpoint step when the agent saw the notice: any later checkpoint is the one to keep. */
+  let stepAtNotice: number | undefined;
 
   /** One look at the box: the notice marker and the complete checkpoints; syncs the newest new one. */
   const tick = async (box: RemoteHost): Promise<void> => {
@@ -209,19 +215,21 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
     const lines = r.stdout.split("\n");
     const complete = lines.filter((l) => l.startsWith("ckpt ")).map((l) => l.slice(5)).filter((n) => checkpointStep(n) !== undefined);
     const notice = lines.find((l) => l.startsWith("notice "));
-    if (notice && !noticeSeen) {
+    if (notice && stepAtNotice === undefined) {
+      const body = JSON.parse(notice.slice(7)) as { time?: string; noticed_at?: string; checkpoint_step_at_notice?: number };
+      stepAtNotice = body.checkpoint_step_at_notice ?? 0;
+      att.checkpoint_step_at_notice = stepAtNotice;
       noticeSeen = true;
-      seenAtNotice = new Set(complete);
-      att.spot_notice_at = new Date().toISOString();
-      log(`spot interruption notice on ${where}: ${notice.slice(7)}; the trainer was asked to checkpoint now`);
+      att.spot_notice_at = body.noticed_at ?? new Date().toISOString();
+      log(`spot interruption notice on ${where} (termination at ${body.time ?? "?"}); the trainer was asked to checkpoint now`);
       await ctx.save();
     }
     // Newest first: it is the one a resume needs. Older ones follow, unless the box is about to go.
     const pending = complete.filter((n) => !synced.has(n)).sort((a, b) => checkpointStep(b)! - checkpointStep(a)!);
     for (const name of noticeSeen ? pending.slice(0, 1) : pending) {
-      if (noticeSeen && !seenAtNotice!.has(name) && !killedForNotice) {
+      if (stepAtNotice !== undefined && checkpointStep(name)! > stepAtNotice && !noticeCheckpoint) {
         // The checkpoint the notice asked for: stop the trainer, whatever it computes from here is lost anyway.
-        killedForNotice = true;
+        noticeCheckpoint = name;
         await killJob(box, job, "TERM").catch(() => undefined);
         log(`${name} is complete; trainer stopped on ${where} before the interruption`);
       }
@@ -288,10 +296,7 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
   try {
     signal.throwIfAborted();
     if (hostGone) return hostGone;
-    if (killedForNotice) {
-      await tick(remote).catch(() => undefined);
-      return { kind: "lost", reason: "spot-interruption", detail: `spot interruption notice on ${where}; stopped after saving ${[...synced].at(-1)}` };
-    }
+    if (noticeCheckpoint) return { kind: "lost", reason: "spot-interruption", detail: `spot interruption notice on ${where}; the trainer stopped after saving ${noticeCheckpoint}` };
     // The job vanished (JobLost) or the box stopped answering: lost if the provider says the host is going away.
     if (watchError) return await lostOr(watchError);
     if (exitCode !== 0) {
@@ -300,7 +305,8 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
       att.end_reason = "trainer-failed";
       throw new InfraError(`the trainer exited with ${exitCode} on ${where}; the end of its log:\n${progress.lastLines(20)}`);
     }
-    // Done: the last checkpoint, then the final outputs and the whole log.
+    // Done: the last checkpoint, then the final outputs and the whole log, over a new connection if this one dropped.
+    if (!remoteOpen) remote = await RemoteHost.connect(access, { signal, log });
     await tick(remote);
     for (const [from, to] of Object.entries(finalFiles(ctx.outDir))) {
       await mkdir(dirname(to), { recursive: true });

@@ -20,7 +20,8 @@ export function ftune(args: string[], opts: { cwd?: string; env?: NodeJS.Process
 }
 
 /** Like ftune(), without blocking this process: for tests whose stand-in servers run in this process. */
-export function ftuneAsync(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+/** Runs the CLI; `onStderrLine` sees each stderr line as it comes (to inject a fault at a given moment). */
+export function ftuneAsync(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; onStderrLine?: (line: string) => void } = {}): Promise<CliResult> {
   const env = { ...process.env, ...opts.env };
   if (!opts.env || !("GITHUB_ACTIONS" in opts.env)) delete env.GITHUB_ACTIONS;
   return new Promise((resolve, reject) => {
@@ -28,7 +29,14 @@ export function ftuneAsync(args: string[], opts: { cwd?: string; env?: NodeJS.Pr
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    let partial = "";
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      if (!opts.onStderrLine) return;
+      const lines = (partial + d.toString()).split("\n");
+      partial = lines.pop() ?? "";
+      for (const l of lines) opts.onStderrLine(l);
+    });
     child.once("error", reject);
     child.once("close", (code) => resolve({ code, stdout, stderr }));
   });
