@@ -10,7 +10,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir, userInfo } from "node:os";
 import { join, resolve } from "node:path";
 import { mirrorModel } from "../src/models/index.js";
-import { openStore, RunStore, type Store } from "../src/store/index.js";
+import { RunStore, type Store } from "../src/store/index.js";
 import { startEc2StandIn, type Ec2StandIn } from "./support/ec2.js";
 import { descendantPids, freePort, teardownAll } from "./support/processes.js";
 import { REPO, ftuneAsync } from "./helpers/cli.js";
