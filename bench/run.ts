@@ -5,6 +5,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   store: () => import("./store.js"),
   dataprep: () => import("./dataprep.js"),
   compute: () => import("./compute.js"),
+  recovery: () => import("./recovery.js"),
 };
 
 const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(BENCHES);

@@ -121,4 +121,58 @@ describe("box agent: spot notices", () => {
       await ec2.stop();
     }
   });
+
+  it("stops its job's process group once a checkpoint newer than the notice is complete", async () => {
+    const { startEc2StandIn } = await import("./support/ec2.js");
+    const { spawnTracked, isPidAlive } = await import("./support/processes.js");
+    const { EC2Client, RunInstancesCommand, TerminateInstancesCommand } = await import("@aws-sdk/client-ec2");
+    const { mkdirSync } = await import("node:fs");
+    const ec2 = await startEc2StandIn({ bootDelayMs: 50 });
+    try {
+      const client = new EC2Client({ region: "us-east-1", endpoint: ec2.url, credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "x" } });
+      const imageId = ec2.images.find((i) => i.architecture === "x86_64")!.imageId;
+      const id = (await client.send(new RunInstancesCommand({ ImageId: imageId, InstanceType: "g5.xlarge", MinCount: 1, MaxCount: 1, InstanceMarketOptions: { MarketType: "spot" } }))).Instances![0]!.InstanceId!;
+      await ec2.waitForState(id, "running");
+      const out = join(work, "stop-output");
+      const checkpoint = (step: number): void => {
+        mkdirSync(join(out, `checkpoint-${step}`), { recursive: true });
+        writeFileSync(join(out, `checkpoint-${step}`, "trainer_state.json"), "{}");
+      };
+      checkpoint(10);
+      mkdirSync(join(out, "checkpoint-20")); // being written: no trainer_state.json yet
+      const marker = join(work, "stop-notice.json");
+      // The job: a "trainer" (sleep) and the agent in one process group, as the box job script runs them.
+      const job = spawnTracked("bash", ["-c", `sleep 60 & python3 ${AGENT} watch-spot --marker ${marker} --trigger ${join(work, "stop-trigger")} --output ${out} --stop-after-checkpoint --interval 0.05; wait`], {
+        env: { PATH: process.env.PATH!, FTUNE_IMDS_URL: ec2.imdsUrlFor(id) },
+        stdio: "ignore",
+        detached: true,
+      });
+      const exited = new Promise<NodeJS.Signals | null>((r) => job.once("exit", (_code, sig) => r(sig)));
+      const until = async (what: string, ok: () => boolean): Promise<void> => {
+        for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 25));
+        assert.ok(ok(), what);
+      };
+      ec2.interrupt(id, { noticeMs: 10_000 });
+      await until("the notice marker", () => existsSync(marker));
+      const notice = JSON.parse(readFileSync(marker, "utf8")) as { checkpoint_step_at_notice: number; stopped_after?: string };
+      assert.equal(notice.checkpoint_step_at_notice, 10, "an incomplete checkpoint does not count");
+      await new Promise((r) => setTimeout(r, 200));
+      assert.ok(isPidAlive(job.pid!), "no stop before a new checkpoint is complete");
+      checkpoint(20);
+      assert.equal(await exited, "SIGTERM", "the job was stopped");
+      assert.equal((JSON.parse(readFileSync(marker, "utf8")) as { stopped_after?: string }).stopped_after, "checkpoint-20");
+      await until("the trainer stopped with its group", () => {
+        try {
+          process.kill(-job.pid!, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      });
+      await client.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
+      await ec2.waitForState(id, "terminated", 15_000);
+    } finally {
+      await ec2.stop();
+    }
+  });
 });

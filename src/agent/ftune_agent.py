@@ -11,7 +11,9 @@
       Polls the instance metadata service (IMDSv2: token first) for a spot interruption notice; when one appears,
       creates the --trigger file (the trainer's "checkpoint now" request) and writes the marker FILE (JSON: action,
       time, noticed_at, and checkpoint_step_at_notice: the newest complete checkpoint-<step> in --output then, so
-      the watcher knows which checkpoint is the first one saved after the notice), and keeps polling.
+      the watcher knows which checkpoint is the first one saved after the notice), and keeps polling. With
+      --stop-after-checkpoint, once a checkpoint newer than the notice is complete in --output, it records it in
+      the marker (stopped_after) and sends SIGTERM to its own process group: the job it runs in, trainer included.
       --imds defaults to $FTUNE_IMDS_URL or http://169.254.169.254 (tests point it at a stand-in).
 
 Exit codes: 0 ok, 1 bad input (manifest), 2 a transfer failed after retries or a file did not match its sha256.
@@ -23,6 +25,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import sys
 import time
 import urllib.error
@@ -143,6 +146,13 @@ def imds_request(base, path, token=None, method="GET"):
         return r.read().decode()
 
 
+def write_json(path, body):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(body, f)
+    os.replace(tmp, path)
+
+
 def newest_checkpoint_step(out):
     """The step of the newest complete (trainer_state.json written) checkpoint-<step> folder in out, or 0."""
     best = 0
@@ -159,7 +169,18 @@ def newest_checkpoint_step(out):
 def watch_spot(args):
     base = args.imds or os.environ.get("FTUNE_IMDS_URL") or "http://169.254.169.254"
     token, token_at = None, 0.0
+    notice_body = None
     while True:
+        if notice_body is not None and args.stop_after_checkpoint and args.output:
+            # Once a checkpoint newer than the notice is complete, whatever the trainer computes is lost with
+            # the box: stop the job's whole process group (this agent included) right here, no round trip.
+            step = newest_checkpoint_step(args.output)
+            if step > notice_body.get("checkpoint_step_at_notice", 0):
+                notice_body["stopped_after"] = "checkpoint-%d" % step
+                write_json(args.marker, notice_body)
+                log("checkpoint-%d saved after the notice: stopping the trainer" % step)
+                os.killpg(os.getpgrp(), signal.SIGTERM)
+                return
         try:
             if token is None or time.time() - token_at > 3600:
                 token, token_at = imds_request(base, "/latest/api/token", method="PUT"), time.time()
@@ -172,10 +193,8 @@ def watch_spot(args):
                 if args.trigger:
                     # Before the marker: the trainer starts its checkpoint while the watcher hears of the notice.
                     open(args.trigger, "a").close()
-                tmp = args.marker + ".tmp"
-                with open(tmp, "w") as f:
-                    json.dump(body, f)
-                os.replace(tmp, args.marker)
+                write_json(args.marker, body)
+                notice_body = body
                 log("spot interruption notice: %s at %s" % (body.get("action"), body.get("time")))
         except urllib.error.HTTPError as e:
             if e.code == 401:
@@ -204,6 +223,7 @@ def main(argv):
     w.add_argument("--marker", required=True)
     w.add_argument("--trigger")
     w.add_argument("--output")
+    w.add_argument("--stop-after-checkpoint", action="store_true")
     w.add_argument("--imds")
     w.add_argument("--interval", type=float, default=5.0)
     w.add_argument("--heartbeat")

@@ -97,7 +97,7 @@ export function boxJobScript(paths: HostPaths, launch: TrainerLaunch, opts: { fe
   return [
     "set -euo pipefail",
     `cd ${q(paths.work)}`,
-    `python3 ${agent} watch-spot --marker ${q(posix.join(paths.work, "spot-notice.json"))} --trigger ${q(launch.trigger)} --output ${q(paths.output)} --interval ${opts.spotPollSeconds} &`,
+    `python3 ${agent} watch-spot --marker ${q(posix.join(paths.work, "spot-notice.json"))} --trigger ${q(launch.trigger)} --output ${q(paths.output)} --stop-after-checkpoint --interval ${opts.spotPollSeconds} &`,
     "spot_watcher=$!",
     "trap 'kill $spot_watcher 2>/dev/null || true' EXIT",
     ...(opts.fetch ? ['echo "ftune: staging inputs"', `python3 ${agent} fetch --manifest inputs.json --dest ${q(paths.work)}`, "rm -f inputs.json"] : []),

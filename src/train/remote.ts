@@ -216,7 +216,7 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
     const complete = lines.filter((l) => l.startsWith("ckpt ")).map((l) => l.slice(5)).filter((n) => checkpointStep(n) !== undefined);
     const notice = lines.find((l) => l.startsWith("notice "));
     if (notice && stepAtNotice === undefined) {
-      const body = JSON.parse(notice.slice(7)) as { time?: string; noticed_at?: string; checkpoint_step_at_notice?: number };
+      const body = JSON.parse(notice.slice(7)) as { time?: string; noticed_at?: string; checkpoint_step_at_notice?: number; stopped_after?: string };
       stepAtNotice = body.checkpoint_step_at_notice ?? 0;
       att.checkpoint_step_at_notice = stepAtNotice;
       noticeSeen = true;
@@ -296,6 +296,12 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
   try {
     signal.throwIfAborted();
     if (hostGone) return hostGone;
+    if (exitCode !== 0 && !noticeCheckpoint) {
+      // The box agent stops the trainer itself once the checkpoint after a notice is complete, which can end the
+      // job before the sync loop looked: one more look tells a stop for a notice from a crash.
+      if (!remoteOpen) remote = await RemoteHost.connect(access, { signal, log, attempts: 2 }).catch(() => remote);
+      await tick(remote).catch(() => undefined);
+    }
     if (noticeCheckpoint) return { kind: "lost", reason: "spot-interruption", detail: `spot interruption notice on ${where}; the trainer stopped after saving ${noticeCheckpoint}` };
     // The job vanished (JobLost) or the box stopped answering: lost if the provider says the host is going away.
     if (watchError) return await lostOr(watchError);
