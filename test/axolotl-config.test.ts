@@ -101,10 +101,14 @@ describe("axolotl config", () => {
     assert.equal(l.trigger, "/opt/ftune/RUN/attempt-1/output/axolotl_checkpoint.save");
     assert.equal((parse(l.files["axolotl.yaml"]!) as { gradient_accumulation_steps: number }).gradient_accumulation_steps, 8);
     const script = boxJobScript(p, l, { fetch: true, spotPollSeconds: 5 });
-    assert.match(script, /watch-spot .* --trigger \/opt\/ftune\/RUN\/attempt-1\/output\/axolotl_checkpoint\.save --interval 5 &/);
+    assert.match(script, /watch-spot .* --trigger \/opt\/ftune\/RUN\/attempt-1\/output\/axolotl_checkpoint\.save --output \/opt\/ftune\/RUN\/attempt-1\/output --stop-after-checkpoint --interval 5 &/);
     assert.ok(script.indexOf("fetch --manifest inputs.json") < script.indexOf("docker run"), "inputs before the trainer");
     const own = trainerLaunch(seed(["trainer.image=ghcr.io/me/axolotl@sha256:" + "a".repeat(64)]), "axolotl", p, { gpus: 1, runId: "RUN", hasEval: true });
     assert.match(own.command, /ghcr\.io\/me\/axolotl@sha256:a{64} axolotl train/);
-    assert.throws(() => trainerLaunch(seed(["compute.nodes=2"]), "axolotl", p, { gpus: 1, runId: "RUN", hasEval: true }), /multi-node training is not supported/);
+    const twoNodes = { ...seed(), compute: { ...seed().compute, nodes: 2 } };
+    assert.throws(() => trainerLaunch(twoNodes, "axolotl", p, { gpus: 1, runId: "RUN", hasEval: true }), /multi-node training is not supported/);
+    const v = ftune(["validate", join(REPO, "configs", "llama2-7b-dolly.yaml"), "--set", "compute.nodes=2"]);
+    assert.equal(v.code, 1);
+    assert.match(v.stderr, /compute\.nodes: 2 machines: multi-node training is not supported/);
   });
 });

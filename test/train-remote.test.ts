@@ -10,8 +10,9 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir, userInfo } from "node:os";
 import { join, resolve } from "node:path";
 import { mirrorModel } from "../src/models/index.js";
-import { RunStore, type Store } from "../src/store/index.js";
+import { openStore, RunStore, type Store } from "../src/store/index.js";
 import { startEc2StandIn, type Ec2StandIn } from "./support/ec2.js";
+import { startSshHost } from "./support/sshd.js";
 import { descendantPids, freePort, teardownAll } from "./support/processes.js";
 import { REPO, ftuneAsync } from "./helpers/cli.js";
 import { s3Backend, type Backend } from "./helpers/stores.js";
@@ -259,5 +260,48 @@ describe("ftune train on ec2 (stand-ins)", () => {
     assert.deepEqual(failed.attempts.map((a) => a.end_reason), ["trainer-failed"]);
     assert.match(String(failed.error), /exited with 3/);
     assert.match(r.stderr, /released ec2 host i-/);
+  });
+});
+
+describe("ftune train on an ssh host (a box you already have)", () => {
+  it("stages over SFTP from a file:// store, trains, and the box's job has ended", async () => {
+    const box = await startSshHost();
+    try {
+      const storeDir = join(work, "file-store");
+      const fileStore = openStore(`file://${storeDir}`);
+      const model = join(work, "model");
+      await mirrorModel(fileStore, { model: "TinyLlama/TinyLlama-1.1B-Chat-v1.0", from: model, progress: { quiet: true } });
+      const cfg = join(work, "ssh.yaml");
+      writeFileSync(
+        cfg,
+        [
+          `extends: ${join(REPO, "configs", "examples", "dry-run.yaml")}`,
+          "dataset:",
+          `  local_dataset_path: ${join(REPO, "configs", "examples", "data", "tiny-instructions.jsonl")}`,
+          "compute:",
+          "  provider: ssh",
+          `  workdir: ${box.workDir}`,
+          "  ssh:",
+          `    host: ${box.host}`,
+          `    port: ${box.port}`,
+          `    user: ${box.user}`,
+          "    private_key_env: FTUNE_TEST_BOX_KEY",
+          `    host_key: ${box.hostPublicKey}`,
+          "storage:",
+          `  url: file://${storeDir}`,
+        ].join("\n"),
+      );
+      const r = await ftuneAsync(["train", cfg, "--dry-run", "--json"], { cwd: work, env: { ...env(0.02), FTUNE_TEST_BOX_KEY: box.privateKey } });
+      assert.equal(r.code, 0, r.stderr);
+      const rec = JSON.parse(r.stdout) as Rec;
+      assert.deepEqual(rec.attempts.map((a) => [a.end_reason, a.market]), [["completed", "none"]]);
+      assert.equal(rec.cost_usd, null, "nothing rented, no cost claimed");
+      const state = await new RunStore(fileStore).readFile("ftune-experiments", "local", rec.run_id, "trainer_state.json");
+      assert.equal((JSON.parse(state!.toString()) as { global_step: number }).global_step, 20);
+      assert.doesNotMatch(r.stderr, /BEGIN OPENSSH PRIVATE KEY/, "the key is never logged");
+      assert.equal(readFileSync(join(box.workDir, rec.run_id, "attempt-1", "jobs", "train", "job.exit"), "utf8").trim(), "0", "the job ended with the trainer's status");
+    } finally {
+      await box.stop();
+    }
   });
 });

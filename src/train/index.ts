@@ -15,7 +15,7 @@ import { cacheDir } from "../dataprep/source.js";
 import type { HubClient } from "../hub/index.js";
 import { findModel, mirrorModel, pullModel } from "../models/index.js";
 import { datasetPrefix, newRunId, pullDataset, RunStore, type RunRecord, type Store } from "../store/index.js";
-import { InfraError, UserError } from "../util/errors.js";
+import { InfraError } from "../util/errors.js";
 import { CheckpointStore } from "./checkpoints.js";
 import { hostPaths, type Backend } from "./launch.js";
 import { trainLocal } from "./local.js";
@@ -63,9 +63,6 @@ function boxScript(name: string, sourceDir: string): string {
 export async function train(cfg: FtuneConfig, o: TrainOptions): Promise<RunRecord> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const backend: Backend = o.dryRun ? "dry-run" : cfg.trainer.backend;
-  if (backend === "axolotl" && cfg.compute.nodes > 1) {
-    throw new UserError(`compute.nodes ${cfg.compute.nodes}: multi-node training is not supported by this version of ftune train; use compute.nodes: 1 with a larger instance type`);
-  }
   const runs = new RunStore(o.store);
   const runId = o.runId ?? newRunId();
   const outDir = resolve(o.outDir ?? join(".ftune", "runs", runId));
