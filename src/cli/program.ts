@@ -1,6 +1,6 @@
 // The `ftune` command tree. Commands are thin: they parse flags, call a stage and map the outcome to the
 // exit codes of DESIGN.md (0 ok, 1 user error, 2 infrastructure error). User errors never print a stack.
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError } from "commander";
 import pkg from "../../package.json" with { type: "json" };
 import { EXIT_USER } from "../util/errors.js";
 import { runConfigShow } from "./config-show.js";
@@ -10,10 +10,10 @@ import { modelsCommand } from "./models.js";
 import { dataprepCommand } from "./dataprep.js";
 import { cleanupCommand } from "./cleanup.js";
 import { trainCommand } from "./train.js";
+import { reportCommand } from "./report.js";
 import { describeFailure } from "./failures.js";
+import { setOption } from "./store-flags.js";
 
-const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
-const setOption = (): Option => new Option("--set <key=value>", "override a config value (repeatable), typed by the schema, e.g. --set training.learning_rate=1e-4").argParser(collect);
 
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command("ftune")
@@ -53,6 +53,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(modelsCommand(setExit));
   program.addCommand(dataprepCommand(setExit));
   program.addCommand(trainCommand(setExit));
+  program.addCommand(reportCommand(setExit));
   program.addCommand(cleanupCommand(setExit));
 
   return program;

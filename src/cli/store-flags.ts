@@ -34,9 +34,14 @@ export function addStoreFlags(cmd: Command, withConfig = true): Command {
     }));
 }
 
-/** A config file, validated; a bad one stops the command here with its located errors. */
-export function loadValidConfig(path: string): { config: FtuneConfig; hash: string } {
-  const r = loadConfig(path);
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+/** `--set key=value`, repeatable; the values are typed by the schema when the config loads. */
+export const setOption = (): Option => new Option("--set <key=value>", "override a config value (repeatable), typed by the schema, e.g. --set training.learning_rate=1e-4").argParser(collect);
+
+/** A config file (with --set overrides), validated; a bad one stops the command here with its located errors. */
+export function loadValidConfig(path: string, sets: string[] = []): { config: FtuneConfig; hash: string } {
+  const r = loadConfig(path, { sets });
   printDiagnostics(r.diagnostics);
   if (!r.ok || !r.config || !r.hash) throw new UserError(`${path} is not a valid config (see above)`);
   return { config: r.config, hash: r.hash };

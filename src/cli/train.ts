@@ -7,9 +7,9 @@ import { HubClient } from "../hub/index.js";
 import { train } from "../train/index.js";
 import { EXIT_OK, UserError } from "../util/errors.js";
 import { projectName } from "./project.js";
-import { addStoreFlags, hfToken, loadValidConfig, storeFromFlags, type StoreFlags } from "./store-flags.js";
+import { addStoreFlags, hfToken, loadValidConfig, setOption, storeFromFlags, type StoreFlags } from "./store-flags.js";
 
-type Flags = Omit<StoreFlags, "config"> & { dryRun?: boolean; namespace?: string; json?: boolean; out?: string };
+type Flags = Omit<StoreFlags, "config"> & { dryRun?: boolean; namespace?: string; json?: boolean; out?: string; set?: string[] };
 
 const numberFromEnv = (name: string): number | undefined => (process.env[name] ? Number(process.env[name]) : undefined);
 
@@ -32,11 +32,12 @@ export function trainCommand(setExit: (code: number) => void): Command {
     .argument("<config>", "config file")
     .option("--dry-run", "use ftune's dry-run trainer: the real output layout from a synthetic curve, no model is trained")
     .option("--namespace <ns>", "where the run is recorded (default: project.namespace, else local)")
+    .addOption(setOption())
     .option("--out <dir>", "local folder for the run's outputs (adapter, trainer_state.json, logs, run.json); default .ftune/runs/<run-id>")
     .option("--json", "print the run record as one JSON object");
   addStoreFlags(cmd, false);
   cmd.action(async (configPath: string, flags: Flags) => {
-    const { config: cfg, hash } = loadValidConfig(configPath);
+    const { config: cfg, hash } = loadValidConfig(configPath, flags.set);
     const { store } = storeFromFlags(flags, cfg);
     const namespace = flags.namespace ?? cfg.project.namespace ?? "local";
     if (namespace === "main" && process.env.GITHUB_EVENT_NAME === "pull_request") throw new UserError("a pull request never writes to namespace main");

@@ -106,12 +106,12 @@ export class RunStore {
     return [...new Set((await this.indexEntries(project)).map((e) => e.namespace))].sort();
   }
 
-  /** The newest run of `configName` in `namespace` that succeeded (the baseline for main), or null. */
-  async latestSuccessful(project: string, namespace: string, configName: string): Promise<RunRecord | null> {
+  /** The newest run of `configName` in `namespace` that succeeded and `accept`s (the baseline for main), or null. */
+  async latestSuccessful(project: string, namespace: string, configName: string, accept: (rec: RunRecord) => boolean = () => true): Promise<RunRecord | null> {
     for (const e of await this.indexEntries(project, namespace)) {
       const b = await this.store.getBytes(e.key);
       const rec = b ? (JSON.parse(b.toString("utf8")) as RunRecord) : null;
-      if (rec && rec.status === "succeeded" && rec.config_name === configName) return rec;
+      if (rec && rec.status === "succeeded" && rec.config_name === configName && accept(rec)) return rec;
     }
     return null;
   }
