@@ -17,16 +17,6 @@ function thin(values: number[], n: number): number[] {
   return [...out];
 }
 
-/** At most `n` grid steps from `from` to `to`, always including both ends. */
-function grid(from: number, to: number, n: number): number[] {
-  if (to < from) return [];
-  const stride = Math.max(1, Math.ceil((to - from) / Math.max(1, n - 1)));
-  const out: number[] = [];
-  for (let s = from; s < to; s += stride) out.push(s);
-  out.push(to);
-  return out;
-}
-
 /** The series' value at `step`: linear between logged points, undefined outside the logged range. */
 function at(points: readonly { step: number; value: number }[], step: number): number | undefined {
   if (!points.length || step < points[0]!.step || step > points.at(-1)!.step) return undefined;
