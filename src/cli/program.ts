@@ -11,6 +11,7 @@ import { dataprepCommand } from "./dataprep.js";
 import { cleanupCommand } from "./cleanup.js";
 import { trainCommand } from "./train.js";
 import { reportCommand } from "./report.js";
+import { runCommand } from "./run.js";
 import { describeFailure } from "./failures.js";
 import { setOption } from "./store-flags.js";
 
@@ -54,6 +55,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(dataprepCommand(setExit));
   program.addCommand(trainCommand(setExit));
   program.addCommand(reportCommand(setExit));
+  program.addCommand(runCommand(setExit));
   program.addCommand(cleanupCommand(setExit));
 
   return program;

@@ -2,34 +2,18 @@
 // store), the job summary, step outputs, and one PR comment per config, updated in place.
 import * as core from "@actions/core";
 import { Command, Option } from "commander";
-import { readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { upsertComment } from "../github/comment.js";
-import { buildReport, fitComment, reportMarker } from "../report/index.js";
-import { RunStore } from "../store/index.js";
+import { actionsRunUrl, pullRequestNumber } from "../github/context.js";
+import { buildReport, fitComment, reportMarker, type Report } from "../report/index.js";
+import { RunStore, type Store } from "../store/index.js";
 import { EXIT_OK, UserError } from "../util/errors.js";
 import { inGitHubActions } from "./diagnostics-out.js";
 import { projectName } from "./project.js";
 import { addStoreFlags, configFromFlags, storeFromFlags, type StoreFlags } from "./store-flags.js";
 
 type Flags = StoreFlags & { project?: string; baseline?: string; pr?: number; comment: boolean; out?: string; json?: boolean };
-
-/** The pull request the workflow runs for, from the event payload (pull_request*, issue_comment on a PR). */
-export function pullRequestNumber(env: NodeJS.ProcessEnv = process.env): number | undefined {
-  if (!env.GITHUB_EVENT_PATH) return undefined;
-  try {
-    const payload = JSON.parse(readFileSync(env.GITHUB_EVENT_PATH, "utf8")) as { pull_request?: { number?: number }; issue?: { number?: number; pull_request?: unknown } };
-    return payload.pull_request?.number ?? (payload.issue?.pull_request ? payload.issue.number : undefined);
-  } catch {
-    return undefined;
-  }
-}
-
-export function actionsRunUrl(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (!env.GITHUB_REPOSITORY || !env.GITHUB_RUN_ID) return undefined;
-  return `${env.GITHUB_SERVER_URL ?? "https://github.com"}/${env.GITHUB_REPOSITORY}/actions/runs/${env.GITHUB_RUN_ID}${env.GITHUB_RUN_ATTEMPT && env.GITHUB_RUN_ATTEMPT !== "1" ? `/attempts/${env.GITHUB_RUN_ATTEMPT}` : ""}`;
-}
 
 export function reportCommand(setExit: (code: number) => void): Command {
   const cmd = new Command("report")
@@ -51,62 +35,79 @@ export function reportCommand(setExit: (code: number) => void): Command {
     const { store } = storeFromFlags(flags, cfg);
     const project = projectName(flags.project ?? cfg?.project.name ?? null);
     const r = await buildReport({ store, project, runId, baselineId: flags.baseline, actionsRunUrl: actionsRunUrl() });
-    const out = resolve(flags.out ?? join(".ftune", "runs", runId));
-    await mkdir(out, { recursive: true });
-    await writeFile(join(out, "report.md"), r.markdown);
-    await writeFile(join(out, "loss.svg"), r.svg);
-    const runs = new RunStore(store);
-    await runs.writeFile(r.run.project, r.run.namespace, r.run.run_id, "report.md", r.markdown);
-    await runs.writeFile(r.run.project, r.run.namespace, r.run.run_id, "loss.svg", r.svg);
-    process.stderr.write(`report: ${join(out, "report.md")}, ${join(out, "loss.svg")}${r.baseline ? ` (baseline ${r.baseline.run_id})` : " (no baseline)"}\n`);
-
-    const m = r.input.run.metrics;
-    const metrics = {
-      final_train_loss: m.finalTrainLoss ?? null,
-      best_eval_loss: m.bestEvalLoss ?? null,
-      eval_perplexity: m.bestEvalLoss !== undefined && m.bestEvalLoss <= 50 ? Math.exp(m.bestEvalLoss) : null,
-      gpu_seconds: r.run.gpu_seconds ?? null,
-      cost_usd: r.run.cost_usd ?? null,
-      dry_run: r.run.dry_run === true,
-      baseline_run_id: r.baseline?.run_id ?? null,
-      baseline_best_eval_loss: r.input.baseline?.metrics.bestEvalLoss ?? null,
-    };
-
-    let comment: { action: string; url?: string; message?: string } = { action: "skipped" };
-    const pr = flags.pr ?? pullRequestNumber();
-    const token = process.env.GITHUB_TOKEN;
-    const repo = process.env.GITHUB_REPOSITORY;
-    if (!flags.comment) comment = { action: "skipped", message: "--no-comment" };
-    else if (!pr) comment = { action: "skipped", message: "no pull request" };
-    else if (!token || !repo) comment = { action: "skipped", message: "GITHUB_TOKEN and GITHUB_REPOSITORY are needed to comment" };
-    else {
-      if (inGitHubActions()) core.setSecret(token);
-      const body = fitComment(r.markdown, undefined, r.input.links.actionsRun ? `the [job summary](${r.input.links.actionsRun}) and the run's artifacts (report.md)` : undefined);
-      const res = await upsertComment({ token, repo, issue: pr, marker: reportMarker(r.run.config_name), body, apiUrl: process.env.GITHUB_API_URL, author: process.env.FTUNE_COMMENT_AUTHOR || undefined, log: (l) => process.stderr.write(`${l}\n`) });
-      if (res.action === "forbidden") {
-        // A fork's pull request gets a read-only token: the report is in the summary and the artifacts instead.
-        const why = `could not comment on pull request #${pr} (403: ${res.message}); a fork's pull request gets a read-only token. The report is in the job summary and the artifacts; see the README for commenting through workflow_run.`;
-        if (inGitHubActions()) core.warning(why);
-        else process.stderr.write(`warning: ${why}\n`);
-        comment = { action: "forbidden", message: res.message };
-      } else {
-        process.stderr.write(`${res.action} comment ${res.url}\n`);
-        comment = { action: res.action, url: res.url };
-      }
-    }
-    if (comment.action === "skipped") process.stderr.write(`no PR comment: ${comment.message}\n`);
-
-    if (inGitHubActions()) {
-      if (process.env.GITHUB_STEP_SUMMARY) await core.summary.addRaw(r.markdown).write();
-      core.setOutput("run-id", r.run.run_id);
-      core.setOutput("metrics", JSON.stringify(metrics));
-      core.setOutput("report-path", join(out, "report.md"));
-      if (comment.url) core.setOutput("comment-url", comment.url);
-    }
-    if (flags.json) {
-      process.stdout.write(`${JSON.stringify({ run_id: r.run.run_id, baseline_run_id: r.baseline?.run_id ?? null, report: join(out, "report.md"), svg: join(out, "loss.svg"), comment, metrics })}\n`);
-    } else process.stdout.write(`${join(out, "report.md")}\n`);
+    const published = await publishReport(store, r, { out: flags.out, pr: flags.pr, comment: flags.comment });
+    if (flags.json) process.stdout.write(`${JSON.stringify(published)}\n`);
+    else process.stdout.write(`${published.report}\n`);
     setExit(EXIT_OK);
   });
   return cmd;
+}
+
+export interface Published {
+  run_id: string;
+  baseline_run_id: string | null;
+  report: string;
+  svg: string;
+  comment: { action: string; url?: string; message?: string };
+  metrics: Record<string, unknown>;
+}
+
+/**
+ * Writes report.md and loss.svg (the artifact folder and the run store), comments on the pull request (one comment
+ * per config, updated in place; a 403 is a warning), and in Actions writes the job summary and the step outputs.
+ */
+export async function publishReport(store: Store, r: Report, o: { out?: string; pr?: number; comment: boolean }): Promise<Published> {
+  const out = resolve(o.out ?? join(".ftune", "runs", r.run.run_id));
+  await mkdir(out, { recursive: true });
+  await writeFile(join(out, "report.md"), r.markdown);
+  await writeFile(join(out, "loss.svg"), r.svg);
+  const runs = new RunStore(store);
+  await runs.writeFile(r.run.project, r.run.namespace, r.run.run_id, "report.md", r.markdown);
+  await runs.writeFile(r.run.project, r.run.namespace, r.run.run_id, "loss.svg", r.svg);
+  process.stderr.write(`report: ${join(out, "report.md")}, ${join(out, "loss.svg")}${r.baseline ? ` (baseline ${r.baseline.run_id})` : " (no baseline)"}\n`);
+
+  const m = r.input.run.metrics;
+  const metrics = {
+    final_train_loss: m.finalTrainLoss ?? null,
+    best_eval_loss: m.bestEvalLoss ?? null,
+    eval_perplexity: m.bestEvalLoss !== undefined && m.bestEvalLoss <= 50 ? Math.exp(m.bestEvalLoss) : null,
+    gpu_seconds: r.run.gpu_seconds ?? null,
+    cost_usd: r.run.cost_usd ?? null,
+    dry_run: r.run.dry_run === true,
+    baseline_run_id: r.baseline?.run_id ?? null,
+    baseline_best_eval_loss: r.input.baseline?.metrics.bestEvalLoss ?? null,
+  };
+
+  let comment: { action: string; url?: string; message?: string } = { action: "skipped" };
+  const pr = o.pr ?? pullRequestNumber();
+  const token = process.env.GITHUB_TOKEN;
+  const repo = process.env.GITHUB_REPOSITORY;
+  if (!o.comment) comment = { action: "skipped", message: "--no-comment" };
+  else if (!pr) comment = { action: "skipped", message: "no pull request" };
+  else if (!token || !repo) comment = { action: "skipped", message: "GITHUB_TOKEN and GITHUB_REPOSITORY are needed to comment" };
+  else {
+    if (inGitHubActions()) core.setSecret(token);
+    const body = fitComment(r.markdown, undefined, r.input.links.actionsRun ? `the [job summary](${r.input.links.actionsRun}) and the run's artifacts (report.md)` : undefined);
+    const res = await upsertComment({ token, repo, issue: pr, marker: reportMarker(r.run.config_name), body, apiUrl: process.env.GITHUB_API_URL, author: process.env.FTUNE_COMMENT_AUTHOR || undefined, log: (l) => process.stderr.write(`${l}\n`) });
+    if (res.action === "forbidden") {
+      // A fork's pull request gets a read-only token: the report is in the summary and the artifacts instead.
+      const why = `could not comment on pull request #${pr} (403: ${res.message}); a fork's pull request gets a read-only token. The report is in the job summary and the artifacts; see the README for commenting through workflow_run.`;
+      if (inGitHubActions()) core.warning(why);
+      else process.stderr.write(`warning: ${why}\n`);
+      comment = { action: "forbidden", message: res.message };
+    } else {
+      process.stderr.write(`${res.action} comment ${res.url}\n`);
+      comment = { action: res.action, url: res.url };
+    }
+  }
+  if (comment.action === "skipped") process.stderr.write(`no PR comment: ${comment.message}\n`);
+
+  if (inGitHubActions()) {
+    if (process.env.GITHUB_STEP_SUMMARY) await core.summary.addRaw(r.markdown).write();
+    core.setOutput("run-id", r.run.run_id);
+    core.setOutput("metrics", JSON.stringify(metrics));
+    core.setOutput("report-path", join(out, "report.md"));
+    if (comment.url) core.setOutput("comment-url", comment.url);
+  }
+  return { run_id: r.run.run_id, baseline_run_id: r.baseline?.run_id ?? null, report: join(out, "report.md"), svg: join(out, "loss.svg"), comment, metrics };
 }

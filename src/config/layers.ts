@@ -1,7 +1,7 @@
 // Reads a config and everything it `extends`, merging them into one mapping while remembering, for every
 // dotted key, which file and line the effective value came from. Files are read through a hook so that
 // `ftune plan --base <ref>` can read the same tree from git instead of the working copy.
-import { dirname, resolve } from "node:path";
+import { dirname, isAbsolute, relative, resolve } from "node:path";
 import type { Diagnostic, SourcePos } from "./diagnostics.js";
 import { isPlainObject, pathKey } from "./paths.js";
 import { parseYamlSource, type LocationMap } from "./yaml-source.js";
@@ -18,6 +18,29 @@ export interface Layered {
   files: string[];
   /** True when some file could not be read or parsed: schema checks on the rest would only add noise. */
   broken: boolean;
+}
+
+/** Fields holding a file path relative to the config file that sets them (tokenizer: only a path to a .json). */
+const PATH_FIELDS: { group: string; key: string; isPath: (v: string) => boolean }[] = [
+  { group: "dataset", key: "local_dataset_path", isPath: () => true },
+  { group: "dataset", key: "tokenizer", isPath: (v) => v.endsWith(".json") },
+];
+
+/**
+ * A relative path in an extended file means "next to that file": rewritten relative to the root config's folder,
+ * where every path of the merged config is resolved. Relative, not absolute, so the config hash does not depend on
+ * where the repository is checked out.
+ */
+function rebasePaths(data: Record<string, unknown>, fromDir: string, rootDir: string): Record<string, unknown> {
+  const out = { ...data };
+  for (const f of PATH_FIELDS) {
+    const group = out[f.group];
+    if (!isPlainObject(group)) continue;
+    const v = group[f.key];
+    if (typeof v !== "string" || !v || isAbsolute(v) || v.includes("://") || !f.isPath(v)) continue;
+    out[f.group] = { ...group, [f.key]: relative(rootDir, resolve(fromDir, v)).split("\\").join("/") || "." };
+  }
+  return out;
 }
 
 /** Lists are replaced and scalars overwritten; only mappings merge key by key. */
@@ -70,7 +93,7 @@ export function loadLayers(rootAbs: string, readFile: ReadFileHook, display: (ab
       broken = true;
       return empty;
     }
-    const own = { ...parsed.data };
+    const own = abs === rootAbs ? { ...parsed.data } : rebasePaths(parsed.data, dirname(abs), dirname(rootAbs));
     const rawExtends = own.extends;
     const parents = normaliseExtends(rawExtends);
     delete own.extends;

@@ -107,7 +107,7 @@ export async function prepareDataset(cfg: FtuneConfig, opts: DataprepOptions): P
   const cwd = opts.cwd ?? process.cwd();
   const d = cfg.dataset;
   const source = await resolveSource(cfg, opts.configDir, opts.hub, cwd);
-  const tokenizer = await resolveTokenizer(cfg, opts.store, opts.hub, cwd);
+  const tokenizer = await resolveTokenizer(cfg, opts.store, opts.hub, cwd, opts.configDir);
   const counter = loadTokenCounter(tokenizer.path, d.tokenization.add_eos_token);
   const recipe = recipeOf(cfg, source, counter.sha256);
   const hash = createHash("sha256").update(canonicalJson(recipe)).digest("hex");

@@ -129,7 +129,13 @@ export async function resolveSource(cfg: FtuneConfig, configDir: string, hub: Hu
  * The tokenizer.json of `dataset.tokenizer` or the base model: from the model store when `models mirror` cached it,
  * else from the Hub. Returns a local path.
  */
-export async function resolveTokenizer(cfg: FtuneConfig, store: Store, hub: HubClient, cwd = process.cwd()): Promise<{ path: string; from: string }> {
+export async function resolveTokenizer(cfg: FtuneConfig, store: Store, hub: HubClient, cwd = process.cwd(), configDir = cwd): Promise<{ path: string; from: string }> {
+  // A tokenizer.json file next to the config (offline examples, private tokenizers): used as it is.
+  if (cfg.dataset.tokenizer?.endsWith(".json")) {
+    const path = resolve(configDir, cfg.dataset.tokenizer);
+    if (!existsSync(path)) throw new UserError(`dataset.tokenizer: ${cfg.dataset.tokenizer} does not exist (resolved to ${path}, relative to the config file)`);
+    return { path, from: path };
+  }
   const id = cfg.dataset.tokenizer ?? cfg.model.base_model;
   const revision = cfg.dataset.tokenizer ? "main" : cfg.model.revision;
   const cached = await findModel(store, id, revision).catch(() => null);

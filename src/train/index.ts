@@ -14,8 +14,8 @@ import { prepareDataset } from "../dataprep/index.js";
 import { cacheDir } from "../dataprep/source.js";
 import type { HubClient } from "../hub/index.js";
 import { findModel, mirrorModel, pullModel } from "../models/index.js";
-import { datasetPrefix, newRunId, pullDataset, RunStore, type RunRecord, type Store } from "../store/index.js";
-import { InfraError } from "../util/errors.js";
+import { datasetPrefix, newRunId, pullDataset, readDatasetManifest, RunStore, type RunRecord, type Store } from "../store/index.js";
+import { InfraError, UserError } from "../util/errors.js";
 import { CheckpointStore } from "./checkpoints.js";
 import { hostPaths, type Backend } from "./launch.js";
 import { trainLocal } from "./local.js";
@@ -39,6 +39,8 @@ export interface TrainOptions {
   runId?: string;
   /** Local artifact folder (default .ftune/runs/<run-id>). */
   outDir?: string;
+  /** A dataset already prepared in the store (its hash): dataprep is skipped (a dataset repo's dataprep event). */
+  datasetHash?: string;
   /** The compute provider (default: the config's, built with `ec2`). */
   provider?: Provider;
   ec2?: Ec2Options;
@@ -99,7 +101,12 @@ export async function train(cfg: FtuneConfig, o: TrainOptions): Promise<RunRecor
   };
   log(`run ${runId}: ${runs.uri(o.project, o.namespace, runId)}${backend === "dry-run" ? " (dry run: no model is trained)" : ""}`);
   try {
-    const dataset = await timed("dataprep", () => prepareDataset(cfg, { store: o.store, hub: o.hub, configDir: o.configDir }));
+    const dataset = await timed("dataprep", async () => {
+      if (!o.datasetHash) return prepareDataset(cfg, { store: o.store, hub: o.hub, configDir: o.configDir });
+      const manifest = await readDatasetManifest(o.store, o.datasetHash);
+      if (!manifest) throw new UserError(`dataset ${o.datasetHash} is not in ${o.store.uri(datasetPrefix(o.datasetHash))} (was it prepared into another store?)`);
+      return { dataset_uri: o.store.uri(datasetPrefix(o.datasetHash)), dataset_hash: o.datasetHash, manifest };
+    });
     rec.dataset_uri = dataset.dataset_uri;
     const hasEval = dataset.manifest.files.some((f) => f.path === "eval.jsonl" && f.size > 0);
     const model =

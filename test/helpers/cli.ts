@@ -11,19 +11,28 @@ export interface CliResult {
   stderr: string;
 }
 
+/**
+ * The suite itself may run inside GitHub Actions; the CLI must only see Actions (its event, ref, token, file
+ * commands) where a test lays that environment out.
+ */
+function childEnv(extra: NodeJS.ProcessEnv | undefined): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^(GITHUB_|RUNNER_|ACTIONS_)/.test(k)) env[k] = v;
+  return { ...env, ...extra };
+}
+
 export function ftune(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliResult {
-  const env = { ...process.env, ...opts.env };
-  // The suite itself may run inside GitHub Actions; the CLI must only see Actions where a test says so.
-  if (!opts.env || !("GITHUB_ACTIONS" in opts.env)) delete env.GITHUB_ACTIONS;
+  const env = childEnv(opts.env);
   const r = spawnSync(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? REPO, env, encoding: "utf8" });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Like ftune(), without blocking this process: for tests whose stand-in servers run in this process. */
-/** Runs the CLI; `onStderrLine` sees each stderr line as it comes (to inject a fault at a given moment). */
+/**
+ * Like ftune(), without blocking this process (for tests whose stand-in servers run in this process);
+ * `onStderrLine` sees each stderr line as it comes (to inject a fault at a given moment).
+ */
 export function ftuneAsync(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; onStderrLine?: (line: string) => void } = {}): Promise<CliResult> {
-  const env = { ...process.env, ...opts.env };
-  if (!opts.env || !("GITHUB_ACTIONS" in opts.env)) delete env.GITHUB_ACTIONS;
+  const env = childEnv(opts.env);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? REPO, env });
     let stdout = "";
