@@ -12,6 +12,7 @@ import { cleanupCommand } from "./cleanup.js";
 import { trainCommand } from "./train.js";
 import { reportCommand } from "./report.js";
 import { runCommand } from "./run.js";
+import { changedCommand } from "./changed.js";
 import { describeFailure } from "./failures.js";
 import { setOption } from "./store-flags.js";
 
@@ -56,6 +57,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.addCommand(trainCommand(setExit));
   program.addCommand(reportCommand(setExit));
   program.addCommand(runCommand(setExit));
+  program.addCommand(changedCommand(setExit));
   program.addCommand(cleanupCommand(setExit));
 
   return program;

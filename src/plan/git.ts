@@ -47,3 +47,30 @@ export function gitRefReader(ref: string, cwd: string): GitRefReader {
   };
   return { commit, readFile };
 }
+
+/**
+ * Files (relative to the repository root) that differ between `base` and HEAD: against their merge base, as a pull
+ * request shows them, or directly when there is none (a force-pushed branch). Renames count as both names.
+ */
+export function gitChangedFiles(base: string, cwd: string): { top: string; files: string[] } {
+  let top: string;
+  try {
+    top = git(["rev-parse", "--show-toplevel"], cwd).trim();
+  } catch (e) {
+    if (e instanceof InfraError) throw e;
+    throw new UserError(`--base ${base}: ${cwd} is not inside a git repository`);
+  }
+  try {
+    git(["rev-parse", "--verify", "--quiet", `${base}^{commit}`], top);
+  } catch (e) {
+    if (e instanceof InfraError) throw e;
+    throw new UserError(`--base ${base}: no such commit here (check out with fetch-depth: 0, or git fetch origin ${base.replace(/^origin\//, "")})`);
+  }
+  let out: string;
+  try {
+    out = git(["diff", "--name-only", "--no-renames", `${base}...HEAD`], top);
+  } catch {
+    out = git(["diff", "--name-only", "--no-renames", base, "HEAD"], top);
+  }
+  return { top, files: out.split("\n").filter(Boolean) };
+}
