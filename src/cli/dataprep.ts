@@ -11,9 +11,9 @@ import { HubClient } from "../hub/index.js";
 import { EXIT_INFRA, EXIT_OK, EXIT_USER, UserError } from "../util/errors.js";
 import { inGitHubActions } from "./diagnostics-out.js";
 import { projectName } from "./project.js";
-import { addStoreFlags, hfToken, loadValidConfig, storeFromFlags, type StoreFlags } from "./store-flags.js";
+import { addStoreFlags, hfToken, loadValidConfig, setOption, storeFromFlags, type StoreFlags } from "./store-flags.js";
 
-type Flags = Omit<StoreFlags, "config"> & { publish?: boolean; json?: boolean };
+type Flags = Omit<StoreFlags, "config"> & { publish?: boolean; json?: boolean; set?: string[] };
 
 async function writeSummary(uri: string, hash: string, counts: DataprepCounts, tokens: TokenStats | undefined, skipped: boolean): Promise<void> {
   const rows = [
@@ -35,9 +35,10 @@ export function dataprepCommand(setExit: (code: number) => void): Command {
     .argument("<config>", "config file")
     .option("--publish", "send repository_dispatch <project>.dataprep to every repo in events.notify (token: FTUNE_DISPATCH_TOKEN or GITHUB_TOKEN)")
     .option("--json", 'print one JSON object: {"dataset_uri", "dataset_hash", "counts": {input, kept, train, eval, dropped}}');
+  cmd.addOption(setOption());
   addStoreFlags(cmd, false);
   cmd.action(async (configPath: string, flags: Flags) => {
-    const cfg = loadValidConfig(configPath).config;
+    const cfg = loadValidConfig(configPath, flags.set).config;
     const { store } = storeFromFlags(flags, cfg);
     const hub = new HubClient({ token: hfToken(cfg) });
     const r = await prepareDataset(cfg, { store, hub, configDir: dirname(resolve(configPath)) });

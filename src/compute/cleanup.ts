@@ -19,15 +19,31 @@ export interface CleanupItem {
 
 const tag = (tags: Tag[] | undefined, key: string): string | undefined => tags?.find((t) => t.Key === key)?.Value;
 
-export async function cleanup(ec2: EC2Client, opts: { olderThanMs?: number; dryRun?: boolean; now?: Date } = {}): Promise<CleanupItem[]> {
+export interface CleanupOptions {
+  olderThanMs?: number;
+  dryRun?: boolean;
+  now?: Date;
+  /**
+   * Only this run's resources, whatever their expiry: the action's always() step after the run's job, which may have
+   * been killed before it could release its host. Waits for the instances to terminate, then deletes the group.
+   */
+  runId?: string;
+  /** With runId: how long to wait for termination before deleting the security group (default 5 min). */
+  waitMs?: number;
+  pollMs?: number;
+}
+
+export async function cleanup(ec2: EC2Client, opts: CleanupOptions = {}): Promise<CleanupItem[]> {
   const now = opts.now ?? new Date();
   const out: CleanupItem[] = [];
   const liveRuns = new Set<string>();
+  const terminated: string[] = [];
+  const runFilter = opts.runId ? [{ Name: `tag:${TAG.runId}`, Values: [opts.runId] }] : [{ Name: "tag-key", Values: [TAG.runId] }];
   let token: string | undefined;
   do {
     const r = await ec2.send(
       new DescribeInstancesCommand({
-        Filters: [{ Name: "tag-key", Values: [TAG.runId] }, { Name: "instance-state-name", Values: ["pending", "running", "stopping", "stopped", "shutting-down"] }],
+        Filters: [...runFilter, { Name: "instance-state-name", Values: ["pending", "running", "stopping", "stopped", "shutting-down"] }],
         NextToken: token,
       }),
     );
@@ -41,13 +57,15 @@ export async function cleanup(ec2: EC2Client, opts: { olderThanMs?: number; dryR
         const item: CleanupItem = { kind: "instance", id: i.InstanceId!, runId, state: i.State?.Name, expiresAt, action: "kept", why: "not expired" };
         if (i.State?.Name === "shutting-down") {
           item.why = "already shutting down";
-        } else if (expired || tooOld) {
-          item.why = expired ? `expired at ${expiresAt}` : `launched ${Math.round((now.getTime() - launched) / 60_000)} min ago`;
+          terminated.push(i.InstanceId!);
+        } else if (expired || tooOld || opts.runId) {
+          item.why = opts.runId ? `its run ${opts.runId} is over` : expired ? `expired at ${expiresAt}` : `launched ${Math.round((now.getTime() - launched) / 60_000)} min ago`;
           if (opts.dryRun) item.action = "would terminate";
           else {
             try {
               await ec2.send(new TerminateInstancesCommand({ InstanceIds: [i.InstanceId!] }));
               item.action = "terminated";
+              terminated.push(i.InstanceId!);
             } catch (e) {
               item.action = "failed";
               item.why += `; ${(e as Error).message}`;
@@ -61,7 +79,17 @@ export async function cleanup(ec2: EC2Client, opts: { olderThanMs?: number; dryR
     token = r.NextToken;
   } while (token);
 
-  const groups = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: "tag-key", Values: [TAG.runId] }] }));
+  if (opts.runId && terminated.length && !opts.dryRun) {
+    // A group cannot be deleted while an instance still holds it.
+    const deadline = Date.now() + (opts.waitMs ?? 5 * 60_000);
+    while (Date.now() < deadline) {
+      const r = await ec2.send(new DescribeInstancesCommand({ InstanceIds: terminated }));
+      const states = (r.Reservations ?? []).flatMap((x) => x.Instances ?? []).map((i) => i.State?.Name);
+      if (states.every((st) => st === "terminated")) break;
+      await new Promise((resolve) => setTimeout(resolve, opts.pollMs ?? 3000));
+    }
+  }
+  const groups = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: runFilter }));
   for (const g of groups.SecurityGroups ?? []) {
     const runId = tag(g.Tags, TAG.runId);
     const item: CleanupItem = { kind: "security-group", id: g.GroupId!, runId, action: "kept", why: "its run still has an instance" };
