@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { RunStore } from "../src/store/index.js";
 import { makeActionsEnv } from "./support/actions-env.js";
 import { runComposite, type StepResult } from "./support/composite.js";
+import { allows, policyActions } from "./support/iam.js";
 import { startEc2StandIn, type Ec2StandIn } from "./support/ec2.js";
 import { startGitHubStandIn, type GitHubStandIn } from "./support/github.js";
 import { freePort, teardownAll } from "./support/processes.js";
@@ -166,5 +167,11 @@ describe("the composite action, a pull request end to end (stand-ins)", () => {
     assert.equal(outcome(steps, "report"), "success");
     assert.match(gh.comments("acme", "llm", 2).at(-1)!.body, /ftune · `tiny` · running/);
     await actions.cleanup();
+  });
+
+  it("docs/iam-policy.json allows every EC2 call the stand-in saw in these runs", () => {
+    const seen = [...new Set(ec2.requests.map((q) => q.action))].sort();
+    assert.ok(seen.includes("RunInstances") && seen.includes("TerminateInstances") && seen.includes("GetConsoleOutput"), seen.join(", "));
+    assert.deepEqual(seen.filter((a) => !allows(policyActions(REPO), `ec2:${a}`)), []);
   });
 });
