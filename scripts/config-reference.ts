@@ -60,7 +60,8 @@ export function withReference(readme: string): string {
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split("/").pop() ?? "")) {
+  const { withActionReference } = await import("./action-reference.js");
   const readme = readFileSync("README.md", "utf8");
-  writeFileSync("README.md", withReference(readme));
-  console.log("README.md: config reference regenerated");
+  writeFileSync("README.md", withActionReference(withReference(readme)));
+  console.log("README.md: config and action references regenerated");
 }

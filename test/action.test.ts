@@ -6,6 +6,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
+import { ACTION_END, ACTION_START, renderActionReference } from "../scripts/action-reference.js";
 import { makeActionsEnv } from "./support/actions-env.js";
 import { REPO } from "./helpers/cli.js";
 import { makeTree, MINIMAL } from "./helpers/tree.js";
@@ -84,5 +85,12 @@ describe("action.yml", () => {
     assert.equal(r.code, 1);
     assert.match(r.stdout, /project\.name/);
     assert.equal(spawnSync("test", ["-e", "/tmp/ftune-pwned"]).status, 1);
+  });
+
+  it("the README's table of inputs and outputs is generated from action.yml and up to date (npm run docs)", () => {
+    const readme = readFileSync(join(REPO, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf(ACTION_START), readme.indexOf(ACTION_END) + ACTION_END.length);
+    assert.equal(section, renderActionReference(readFileSync(join(REPO, "action.yml"), "utf8")));
+    for (const k of [...Object.keys(action.inputs ?? {}), ...Object.keys(action.outputs ?? {})]) assert.ok(section.includes(`| \`${k}\` |`), k);
   });
 });
