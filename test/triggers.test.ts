@@ -9,6 +9,7 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeActionsEnv, readEventPayload, type ActionsEvent } from "./support/actions-env.js";
+import { startGitHubStandIn } from "./support/github.js";
 import { teardownAll } from "./support/processes.js";
 import { REPO, ftuneAsync } from "./helpers/cli.js";
 
@@ -132,5 +133,25 @@ describe("triggers", () => {
     assert.ok(execFileSync("ls", [join(work, "store", "runs", "llm")], { encoding: "utf8" }).includes("feature~faster"), "one path segment per namespace");
     await pr.cleanup();
     await pushEnv.cleanup();
+  });
+
+  it("ftune run in a pull request: the whole pipeline, in namespace pr-<N>, ending with the PR comment", async () => {
+    const gh = await startGitHubStandIn();
+    try {
+      const actions = await makeActionsEnv({ event: "pull_request.opened", payload: prPayload(), repo: "acme/llm", apiUrl: gh.url, token: "ghs_test", workspace: repo });
+      const r = await ftuneAsync(["run", join(repo, "configs", "a.yaml"), "--dry-run", "--store", `file://${join(work, "run-store")}`, "--json"], {
+        cwd: repo,
+        env: { ...actions.env, FTUNE_DRYRUN_STEP_SECONDS: "0.01", FTUNE_POLL_MS: "100", FTUNE_CACHE_DIR: join(work, "cache") },
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { namespace: string; status: string; comment: { action: string } };
+      assert.deepEqual([out.namespace, out.status, out.comment.action], ["pr-2", "succeeded", "created"]);
+      const [comment] = gh.comments("acme", "llm", 2);
+      assert.match(comment!.body, /^<!-- ftune-report config=a -->/);
+      assert.match(actions.readSummary(), /## ftune · `a`/);
+      await actions.cleanup();
+    } finally {
+      await gh.stop();
+    }
   });
 });
