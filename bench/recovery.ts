@@ -7,13 +7,14 @@
 // <= 30 s); fixed costs (SSH and S3 round trips) do not shrink with the scale, so that figure errs high.
 import { spawn } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir, userInfo } from "node:os";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { mirrorModel } from "../src/models/index.js";
 import { openStore } from "../src/store/index.js";
 import { startEc2StandIn } from "../test/support/ec2.js";
 import { startS3Server } from "../test/support/s3.js";
 import { freePort, teardownAll } from "../test/support/processes.js";
+import { ec2ConfigLines, ec2RunEnv } from "../test/helpers/ec2-run.js";
 
 const SCALE = Number(process.env.FTUNE_BENCH_SCALE ?? 60); // 120 s notice -> 2 s
 const STEP_S = 6 / SCALE; // a 6 s optimizer step (7B LoRA, A10G) -> 0.1 s
@@ -48,31 +49,15 @@ try {
       `  max_steps: ${MAX_STEPS}`,
       `  save_steps: ${SAVE_STEPS}`,
       `  eval_steps: ${SAVE_STEPS}`,
-      "compute:",
-      "  provider: ec2",
-      "  region: us-east-1",
-      "  instance_types: [g5.xlarge, g6.xlarge]",
-      `  ami_user: ${userInfo().username}`,
-      `  ssh_port: ${sshPort}`,
-      "  ssh_cidr: 127.0.0.1/32",
-      `  workdir: ${join(work, "boxes")}`,
-      "storage:",
-      "  url: s3://bench/recovery",
-      `  endpoint: ${s3.endpoint}`,
-      "  force_path_style: true",
-      "  checksums: when_required",
+      ...ec2ConfigLines({ sshPort, workdir: join(work, "boxes"), storeUrl: "s3://bench/recovery", s3Endpoint: s3.endpoint }),
     ].join("\n"),
   );
   const env = {
     ...process.env,
-    AWS_ENDPOINT_URL_EC2: ec2.url,
-    FTUNE_CACHE_DIR: join(work, "cache"),
-    HF_ENDPOINT: "http://127.0.0.1:9",
-    FTUNE_DRYRUN_STEP_SECONDS: String(STEP_S),
+    ...ec2RunEnv(ec2, STEP_S),
     FTUNE_POLL_MS: "100",
     FTUNE_SPOT_POLL_SECONDS: String(AGENT_POLL_S),
-    FTUNE_EC2_POLL_MS: "50",
-    FTUNE_TEST_IMDS_URL: `${ec2.imdsUrl}/i/{instance_id}`,
+    FTUNE_CACHE_DIR: join(work, "cache"),
   };
   console.log(`notice ${NOTICE_MS} ms = 120 s / ${SCALE}; step ${STEP_S.toFixed(3)} s = 6 s / ${SCALE}; checkpoint every ${SAVE_STEPS} steps; agent poll ${AGENT_POLL_S.toFixed(3)} s`);
   // Whole steps redone come from the run record; the step in flight when the trainer is stopped is wasted too,

@@ -8,7 +8,7 @@
 import { describe, it, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir, userInfo } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RunStore } from "../src/store/index.js";
 import { makeActionsEnv } from "./support/actions-env.js";
@@ -18,6 +18,7 @@ import { startEc2StandIn, type Ec2StandIn } from "./support/ec2.js";
 import { startGitHubStandIn, type GitHubStandIn } from "./support/github.js";
 import { freePort, teardownAll } from "./support/processes.js";
 import { REPO } from "./helpers/cli.js";
+import { assertNoOrphans, ec2ConfigLines, ec2RunEnv } from "./helpers/ec2-run.js";
 import { s3Backend, type Backend } from "./helpers/stores.js";
 
 const work = mkdtempSync(join(tmpdir(), "ftune-action-e2e-"));
@@ -32,10 +33,7 @@ before(async () => {
   s3 = await s3Backend("action");
   gh = await startGitHubStandIn();
 });
-afterEach(() => {
-  const o = ec2.orphans();
-  assert.deepEqual([o.instances.map((i) => i.id), o.securityGroups.map((g) => g.groupId)], [[], []], "orphans left behind");
-});
+afterEach(() => assertNoOrphans(ec2));
 after(async () => {
   await ec2?.stop();
   await s3?.stop();
@@ -65,19 +63,7 @@ function workspace(name: string, maxSteps: number): string {
       "  eval_steps: 10",
       "  save_steps: 10",
       "  logging_steps: 1",
-      "compute:",
-      "  provider: ec2",
-      "  region: us-east-1",
-      "  instance_types: [g5.xlarge]",
-      `  ami_user: ${userInfo().username}`,
-      `  ssh_port: ${sshPort}`,
-      "  ssh_cidr: 127.0.0.1/32",
-      `  workdir: ${join(ws, ".boxes")}`,
-      "storage:",
-      `  url: ${s3.url}`,
-      `  endpoint: ${s3.options.endpoint}`,
-      "  force_path_style: true",
-      "  checksums: when_required",
+      ...ec2ConfigLines({ sshPort, workdir: join(ws, ".boxes"), storeUrl: s3.url, s3Endpoint: s3.options.endpoint!, instanceTypes: ["g5.xlarge"] }),
       "trainer:",
       "  backend: dry-run",
     ].join("\n"),
@@ -94,14 +80,7 @@ async function runAction(ws: string, stepSeconds: number, onStderrLine?: (id: st
     env: {
       ...actions.env,
       ...s3.env,
-      AWS_ENDPOINT_URL_EC2: ec2.url,
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
-      HF_ENDPOINT: "http://127.0.0.1:9",
-      FTUNE_DRYRUN_STEP_SECONDS: String(stepSeconds),
-      FTUNE_POLL_MS: "150",
-      FTUNE_SPOT_POLL_SECONDS: "0.1",
-      FTUNE_EC2_POLL_MS: "50",
-      FTUNE_TEST_IMDS_URL: `${ec2.imdsUrl}/i/{instance_id}`,
+      ...ec2RunEnv(ec2, stepSeconds),
     },
     context: { "github.token": "ghs_test", "runner.temp": actions.env.RUNNER_TEMP!, "runner.os": "Linux", "github.run_id": actions.env.GITHUB_RUN_ID ?? "1" },
     uses: async (step, withValues) => {

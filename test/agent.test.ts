@@ -79,17 +79,31 @@ for (const make of [fileBackend, () => s3Backend("agent")]) {
   });
 }
 
+/** A running spot instance on a fresh EC2 stand-in (its IMDS serves the notices), terminated and stopped after fn. */
+async function withSpotInstance(fn: (ec2: import("./support/ec2.js").Ec2StandIn, id: string) => Promise<void>): Promise<void> {
+  const { startEc2StandIn } = await import("./support/ec2.js");
+  const { EC2Client, RunInstancesCommand, TerminateInstancesCommand } = await import("@aws-sdk/client-ec2");
+  const ec2 = await startEc2StandIn({ bootDelayMs: 50 });
+  try {
+    const client = new EC2Client({ region: "us-east-1", endpoint: ec2.url, credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "x" } });
+    const imageId = ec2.images.find((i) => i.architecture === "x86_64")!.imageId;
+    const id = (await client.send(new RunInstancesCommand({ ImageId: imageId, InstanceType: "g5.xlarge", MinCount: 1, MaxCount: 1, InstanceMarketOptions: { MarketType: "spot" } }))).Instances![0]!.InstanceId!;
+    await ec2.waitForState(id, "running");
+    try {
+      await fn(ec2, id);
+    } finally {
+      await client.send(new TerminateInstancesCommand({ InstanceIds: [id] })).catch(() => undefined);
+      await ec2.waitForState(id, "terminated", 15_000).catch(() => undefined);
+    }
+  } finally {
+    await ec2.stop();
+  }
+}
+
 describe("box agent: spot notices", () => {
   it("creates the checkpoint trigger and writes the marker as soon as IMDSv2 shows a spot interruption notice", async () => {
-    const { startEc2StandIn } = await import("./support/ec2.js");
     const { spawnTracked, killTracked } = await import("./support/processes.js");
-    const { EC2Client, RunInstancesCommand, TerminateInstancesCommand } = await import("@aws-sdk/client-ec2");
-    const ec2 = await startEc2StandIn({ bootDelayMs: 50 });
-    try {
-      const client = new EC2Client({ region: "us-east-1", endpoint: ec2.url, credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "x" } });
-      const imageId = ec2.images.find((i) => i.architecture === "x86_64")!.imageId;
-      const id = (await client.send(new RunInstancesCommand({ ImageId: imageId, InstanceType: "g5.xlarge", MinCount: 1, MaxCount: 1, InstanceMarketOptions: { MarketType: "spot" } }))).Instances![0]!.InstanceId!;
-      await ec2.waitForState(id, "running");
+    await withSpotInstance(async (ec2, id) => {
       const marker = join(work, "spot-notice.json");
       const heartbeat = join(work, "heartbeat");
       const trigger = join(work, "checkpoint-now");
@@ -116,23 +130,13 @@ describe("box agent: spot notices", () => {
       assert.ok(ec2.imdsRequests.some((q) => q.method === "PUT"), "IMDSv2 token requested first");
       await killTracked(child);
       await ec2.waitForState(id, "terminated", 15_000);
-      await client.send(new TerminateInstancesCommand({ InstanceIds: [id] })).catch(() => undefined);
-    } finally {
-      await ec2.stop();
-    }
+    });
   });
 
   it("stops its job's process group once a checkpoint newer than the notice is complete", async () => {
-    const { startEc2StandIn } = await import("./support/ec2.js");
     const { spawnTracked, isPidAlive } = await import("./support/processes.js");
-    const { EC2Client, RunInstancesCommand, TerminateInstancesCommand } = await import("@aws-sdk/client-ec2");
     const { mkdirSync } = await import("node:fs");
-    const ec2 = await startEc2StandIn({ bootDelayMs: 50 });
-    try {
-      const client = new EC2Client({ region: "us-east-1", endpoint: ec2.url, credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "x" } });
-      const imageId = ec2.images.find((i) => i.architecture === "x86_64")!.imageId;
-      const id = (await client.send(new RunInstancesCommand({ ImageId: imageId, InstanceType: "g5.xlarge", MinCount: 1, MaxCount: 1, InstanceMarketOptions: { MarketType: "spot" } }))).Instances![0]!.InstanceId!;
-      await ec2.waitForState(id, "running");
+    await withSpotInstance(async (ec2, id) => {
       const out = join(work, "stop-output");
       const checkpoint = (step: number): void => {
         mkdirSync(join(out, `checkpoint-${step}`), { recursive: true });
@@ -169,10 +173,6 @@ describe("box agent: spot notices", () => {
           return true;
         }
       });
-      await client.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
-      await ec2.waitForState(id, "terminated", 15_000);
-    } finally {
-      await ec2.stop();
-    }
+    });
   });
 });

@@ -12,6 +12,7 @@ import { RemoteHost } from "../src/remote/index.js";
 import { startEc2StandIn, type Ec2StandIn } from "./support/ec2.js";
 import { freePort, teardownAll } from "./support/processes.js";
 import { REPO, ftuneAsync } from "./helpers/cli.js";
+import { assertNoOrphans } from "./helpers/ec2-run.js";
 
 let ec2: Ec2StandIn;
 let sshPort: number;
@@ -29,11 +30,7 @@ before(async () => {
   ec2 = await startEc2StandIn({ sshPort, bootDelayMs: 200, terminateDelayMs: 100 });
   Object.assign(process.env, awsEnv());
 });
-afterEach(() => {
-  ec2.clearFaults();
-  const o = ec2.orphans();
-  assert.deepEqual([o.instances.map((i) => i.id), o.securityGroups.map((g) => g.groupId)], [[], []], "orphans left behind");
-});
+afterEach(() => assertNoOrphans(ec2));
 after(async () => {
   await ec2?.stop();
   await teardownAll();

@@ -7,7 +7,7 @@
 import { describe, it, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir, userInfo } from "node:os";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { mirrorModel } from "../src/models/index.js";
 import { openStore, RunStore, type Store } from "../src/store/index.js";
@@ -15,6 +15,7 @@ import { startEc2StandIn, type Ec2StandIn } from "./support/ec2.js";
 import { startSshHost } from "./support/sshd.js";
 import { descendantPids, freePort, teardownAll } from "./support/processes.js";
 import { REPO, ftuneAsync } from "./helpers/cli.js";
+import { assertNoOrphans, ec2ConfigLines, ec2RunEnv } from "./helpers/ec2-run.js";
 import { s3Backend, type Backend } from "./helpers/stores.js";
 
 const work = mkdtempSync(join(tmpdir(), "ftune-train-remote-"));
@@ -66,11 +67,7 @@ before(async () => {
   writeFileSync(join(model, "config.json"), "{}");
   await mirrorModel(store, { model: "TinyLlama/TinyLlama-1.1B-Chat-v1.0", from: model, progress: { quiet: true } });
 });
-afterEach(() => {
-  ec2.clearFaults();
-  const o = ec2.orphans();
-  assert.deepEqual([o.instances.map((i) => i.id), o.securityGroups.map((g) => g.groupId)], [[], []], "orphans left behind");
-});
+afterEach(() => assertNoOrphans(ec2));
 after(async () => {
   await ec2?.stop();
   await s3?.stop();
@@ -91,20 +88,7 @@ function config(extra = ""): string {
       `  max_steps: ${MAX_STEPS}`,
       `  save_steps: ${SAVE_STEPS}`,
       "  eval_steps: 20",
-      "compute:",
-      "  provider: ec2",
-      "  region: us-east-1",
-      "  instance_types: [g5.xlarge, g6.xlarge]",
-      "  availability_zones: [us-east-1a, us-east-1b]",
-      `  ami_user: ${userInfo().username}`,
-      `  ssh_port: ${sshPort}`,
-      "  ssh_cidr: 127.0.0.1/32",
-      `  workdir: ${join(work, "boxes")}`,
-      "storage:",
-      `  url: ${s3.url}`,
-      `  endpoint: ${s3.options.endpoint}`,
-      "  force_path_style: true",
-      "  checksums: when_required",
+      ...ec2ConfigLines({ sshPort, workdir: join(work, "boxes"), storeUrl: s3.url, s3Endpoint: s3.options.endpoint!, availabilityZones: ["us-east-1a", "us-east-1b"] }),
       extra,
     ].join("\n"),
   );
@@ -114,15 +98,8 @@ function config(extra = ""): string {
 function env(stepSeconds = 0.1): Record<string, string> {
   return {
     ...s3.env,
-    AWS_ENDPOINT_URL_EC2: ec2.url,
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+    ...ec2RunEnv(ec2, stepSeconds),
     FTUNE_CACHE_DIR: join(work, "cache"),
-    HF_ENDPOINT: "http://127.0.0.1:9",
-    FTUNE_DRYRUN_STEP_SECONDS: String(stepSeconds),
-    FTUNE_POLL_MS: "150",
-    FTUNE_SPOT_POLL_SECONDS: "0.1",
-    FTUNE_EC2_POLL_MS: "50",
-    FTUNE_TEST_IMDS_URL: `${ec2.imdsUrl}/i/{instance_id}`,
   };
 }
 

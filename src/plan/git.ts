@@ -21,14 +21,18 @@ export interface GitRefReader {
   readFile: ReadFileHook;
 }
 
-export function gitRefReader(ref: string, cwd: string): GitRefReader {
-  let top: string;
+/** The repository's root folder; `ref` only names the flag in the message when cwd is not in a repository. */
+function repoTop(cwd: string, ref: string): string {
   try {
-    top = git(["rev-parse", "--show-toplevel"], cwd).trim();
+    return git(["rev-parse", "--show-toplevel"], cwd).trim();
   } catch (e) {
     if (e instanceof InfraError) throw e;
     throw new UserError(`--base ${ref}: ${cwd} is not inside a git repository`);
   }
+}
+
+export function gitRefReader(ref: string, cwd: string): GitRefReader {
+  const top = repoTop(cwd, ref);
   let commit: string;
   try {
     commit = git(["rev-parse", "--verify", "--quiet", `${ref}^{commit}`], cwd).trim();
@@ -53,13 +57,7 @@ export function gitRefReader(ref: string, cwd: string): GitRefReader {
  * request shows them, or directly when there is none (a force-pushed branch). Renames count as both names.
  */
 export function gitChangedFiles(base: string, cwd: string): { top: string; files: string[] } {
-  let top: string;
-  try {
-    top = git(["rev-parse", "--show-toplevel"], cwd).trim();
-  } catch (e) {
-    if (e instanceof InfraError) throw e;
-    throw new UserError(`--base ${base}: ${cwd} is not inside a git repository`);
-  }
+  const top = repoTop(cwd, base);
   try {
     git(["rev-parse", "--verify", "--quiet", `${base}^{commit}`], top);
   } catch (e) {
