@@ -4,7 +4,7 @@ import { EC2Client } from "@aws-sdk/client-ec2";
 import { Command } from "commander";
 import { cleanup, parseDuration } from "../compute/index.js";
 import { EXIT_INFRA, EXIT_OK, UserError } from "../util/errors.js";
-import { loadValidConfig } from "./store-flags.js";
+import { loadValidConfig, setOption } from "./store-flags.js";
 
 export function cleanupCommand(setExit: (code: number) => void): Command {
   return new Command("cleanup")
@@ -14,9 +14,10 @@ export function cleanupCommand(setExit: (code: number) => void): Command {
     .option("--region <region>", "AWS region (default: the config's compute.region, else AWS_REGION)")
     .option("--run-id <id>", "only this run's instances and security group, expired or not (the action's always() step)")
     .option("--config <file>", "with --run-id: the run's config; nothing to do unless its compute.provider is ec2")
+    .addOption(setOption())
     .option("--json", "print one JSON object: {items: [{kind, id, runId, state, expiresAt, action, why}]}")
-    .action(async (flags: { olderThan?: string; dryRun?: boolean; region?: string; json?: boolean; runId?: string; config?: string }) => {
-      const cfg = flags.config ? loadValidConfig(flags.config).config : undefined;
+    .action(async (flags: { olderThan?: string; dryRun?: boolean; region?: string; json?: boolean; runId?: string; config?: string; set?: string[] }) => {
+      const cfg = flags.config ? loadValidConfig(flags.config, flags.set).config : undefined;
       if (cfg && cfg.compute.provider !== "ec2") {
         process.stdout.write(flags.json ? `${JSON.stringify({ items: [] })}\n` : `nothing to release: compute.provider is ${cfg.compute.provider}\n`);
         return setExit(EXIT_OK);

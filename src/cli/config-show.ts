@@ -4,9 +4,10 @@ import { loadConfig } from "../config/index.js";
 import { sortKeysDeep } from "../config/canonical.js";
 import { EXIT_OK, EXIT_USER } from "../util/errors.js";
 import { printDiagnostics } from "./diagnostics-out.js";
+import { overridesFrom } from "./store-flags.js";
 
 export function runConfigShow(path: string, opts: { set?: string[]; json?: boolean }): number {
-  const r = loadConfig(path, { sets: opts.set });
+  const r = loadConfig(path, { sets: overridesFrom(opts.set) });
   printDiagnostics(r.diagnostics);
   if (!r.ok || !r.config || !r.hash) return EXIT_USER;
   const config = sortKeysDeep(r.config);

@@ -3,6 +3,7 @@ import { stringify } from "yaml";
 import { isPlan, makePlan, PRICE_TABLE, type KeyChange, type Plan } from "../plan/index.js";
 import { EXIT_OK, EXIT_USER } from "../util/errors.js";
 import { printDiagnostics } from "./diagnostics-out.js";
+import { overridesFrom } from "./store-flags.js";
 
 function show(v: unknown): string {
   if (v === undefined) return "(unset)";
@@ -61,7 +62,7 @@ export function renderPlan(p: Plan, withConfig: boolean): string {
 
 export function runPlan(path: string, opts: { base?: string; set?: string[]; json?: boolean; config?: boolean }): number {
   const base = opts.base ?? (process.env.GITHUB_BASE_REF ? `origin/${process.env.GITHUB_BASE_REF}` : undefined);
-  const p = makePlan(path, { base, sets: opts.set });
+  const p = makePlan(path, { base, sets: overridesFrom(opts.set) });
   if (!isPlan(p)) {
     printDiagnostics(p.diagnostics);
     return EXIT_USER;

@@ -39,9 +39,18 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
 /** `--set key=value`, repeatable; the values are typed by the schema when the config loads. */
 export const setOption = (): Option => new Option("--set <key=value>", "override a config value (repeatable), typed by the schema, e.g. --set training.learning_rate=1e-4").argParser(collect);
 
-/** A config file (with --set overrides), validated; a bad one stops the command here with its located errors. */
+/**
+ * The overrides to apply: FTUNE_OVERRIDES first (one key=value per line: how the action hands its `overrides` input
+ * to every step), then the --set flags.
+ */
+export function overridesFrom(sets: string[] = []): string[] {
+  const fromEnv = (process.env.FTUNE_OVERRIDES ?? "").split("\n").map((l) => l.trim()).filter(Boolean);
+  return [...fromEnv, ...sets];
+}
+
+/** A config file (with the overrides), validated; a bad one stops the command here with its located errors. */
 export function loadValidConfig(path: string, sets: string[] = []): { config: FtuneConfig; hash: string } {
-  const r = loadConfig(path, { sets });
+  const r = loadConfig(path, { sets: overridesFrom(sets) });
   printDiagnostics(r.diagnostics);
   if (!r.ok || !r.config || !r.hash) throw new UserError(`${path} is not a valid config (see above)`);
   return { config: r.config, hash: r.hash };

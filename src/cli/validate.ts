@@ -3,6 +3,7 @@ import * as core from "@actions/core";
 import { validatePaths } from "../config/index.js";
 import { EXIT_OK, EXIT_USER } from "../util/errors.js";
 import { diagnosticJson, inGitHubActions, printDiagnostics } from "./diagnostics-out.js";
+import { overridesFrom } from "./store-flags.js";
 
 export interface ValidateOptions {
   set?: string[];
@@ -10,7 +11,7 @@ export interface ValidateOptions {
 }
 
 export function runValidate(paths: string[], opts: ValidateOptions): number {
-  const report = validatePaths(paths.length ? paths : ["configs"], { sets: opts.set });
+  const report = validatePaths(paths.length ? paths : ["configs"], { sets: overridesFrom(opts.set) });
   if (report.results.length === 0) {
     process.stderr.write(`no .yaml/.yml config files found under ${paths.join(", ") || "configs"}\n`);
     return EXIT_USER;
