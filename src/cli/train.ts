@@ -33,7 +33,7 @@ export type TrainFlags = Omit<StoreFlags, "config"> & { dryRun?: boolean; namesp
 export function addTrainFlags(cmd: Command): Command {
   cmd
     .option("--dry-run", "use ftune's dry-run trainer: the real output layout from a synthetic curve, no model is trained")
-    .option("--namespace <ns>", "where the run is recorded (default: pr-<N> in a pull request, the branch in Actions, else project.namespace, else local)")
+    .option("--namespace <ns>", "where the run is recorded (default: project.namespace if set, else pr-<N> in a pull request, the branch in Actions, local elsewhere; a pull request never writes main)")
     .addOption(setOption())
     .option("--run-id <id>", "the run's id (default: a new one); the action picks it first so its cleanup step can find the run's hosts")
     .option("--dataset-uri <uri>", "train on this already prepared dataset (<store>/datasets/<sha256>, e.g. from a dataprep event) instead of preparing one")
