@@ -100,7 +100,8 @@ describe("axolotl config", () => {
     assert.match(l.command, new RegExp(`docker run --rm --name ftune-RUN --gpus all .*-e AXOLOTL_DO_NOT_TRACK=1 .*${AXOLOTL_IMAGE.replace(/[.]/g, "\\.")} axolotl train /opt/ftune/RUN/attempt-1/axolotl.yaml --launcher torchrun -- --nproc_per_node=4`));
     assert.equal(l.trigger, "/opt/ftune/RUN/attempt-1/output/axolotl_checkpoint.save");
     assert.equal((parse(l.files["axolotl.yaml"]!) as { gradient_accumulation_steps: number }).gradient_accumulation_steps, 8);
-    const script = boxJobScript(p, l, { fetch: true, spotPollSeconds: 5 });
+    const script = boxJobScript(p, l, { fetch: true, spotPollSeconds: 5, watchSpot: true });
+    assert.doesNotMatch(boxJobScript(p, l, { fetch: true, spotPollSeconds: 5, watchSpot: false }), /watch-spot/, "no IMDS to poll off spot");
     assert.match(script, /watch-spot .* --trigger \/opt\/ftune\/RUN\/attempt-1\/output\/axolotl_checkpoint\.save --output \/opt\/ftune\/RUN\/attempt-1\/output --stop-after-checkpoint --interval 5 &/);
     assert.ok(script.indexOf("fetch --manifest inputs.json") < script.indexOf("docker run"), "inputs before the trainer");
     const own = trainerLaunch(seed(["trainer.image=ghcr.io/me/axolotl@sha256:" + "a".repeat(64)]), "axolotl", p, { gpus: 1, runId: "RUN", hasEval: true });

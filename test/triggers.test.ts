@@ -131,8 +131,16 @@ describe("triggers", () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal((JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { namespace: string }).namespace, "feature/faster");
     assert.ok(execFileSync("ls", [join(work, "store", "runs", "llm")], { encoding: "utf8" }).includes("feature~faster"), "one path segment per namespace");
+    // A hand-dispatched run on main with overrides is an experiment: it goes to "manual", not to the baselines.
+    const dispatch = await makeActionsEnv({ event: "workflow_dispatch", repo: "acme/llm", workspace: repo });
+    r = await ftuneAsync(["train", cfg, "--dry-run", "--store", store, "--set", "training.learning_rate=1e-4", "--json"], { cwd: repo, env: { ...dispatch.env, ...env } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { namespace: string }).namespace, "manual");
+    r = await ftuneAsync(["train", cfg, "--dry-run", "--store", store, "--json"], { cwd: repo, env: { ...dispatch.env, ...env } });
+    assert.equal((JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { namespace: string }).namespace, "main", "the config as merged may be a baseline");
     await pr.cleanup();
     await pushEnv.cleanup();
+    await dispatch.cleanup();
   });
 
   it("ftune run in a pull request: the whole pipeline, in namespace pr-<N>, ending with the PR comment", async () => {

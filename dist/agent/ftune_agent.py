@@ -170,6 +170,7 @@ def watch_spot(args):
     base = args.imds or os.environ.get("FTUNE_IMDS_URL") or "http://169.254.169.254"
     token, token_at = None, 0.0
     notice_body = None
+    unreachable_logged = False
     while True:
         if notice_body is not None and args.stop_after_checkpoint and args.output:
             # Once a checkpoint newer than the notice is complete, whatever the trainer computes is lost with
@@ -202,7 +203,9 @@ def watch_spot(args):
             elif e.code != 404:  # 404: no notice, the normal case
                 log("IMDS answered %d" % e.code)
         except (urllib.error.URLError, OSError, ValueError) as e:
-            log("IMDS not reachable: %s" % e)
+            if not unreachable_logged:  # once: a line per poll would flood the job log
+                log("IMDS not reachable (%s); still polling" % e)
+                unreachable_logged = True
         if args.heartbeat:
             with open(args.heartbeat, "w") as f:
                 f.write(str(int(time.time())))

@@ -10,7 +10,7 @@ import { train, type TrainOptions } from "../train/index.js";
 import { EXIT_OK, UserError } from "../util/errors.js";
 import { inGitHubActions } from "./diagnostics-out.js";
 import { projectName } from "./project.js";
-import { addStoreFlags, hfToken, loadValidConfig, setOption, storeFromFlags, type StoreFlags } from "./store-flags.js";
+import { addStoreFlags, hfToken, loadValidConfig, overridesFrom, setOption, storeFromFlags, type StoreFlags } from "./store-flags.js";
 
 const numberFromEnv = (name: string): number | undefined => (process.env[name] ? Number(process.env[name]) : undefined);
 
@@ -45,7 +45,7 @@ export function addTrainFlags(cmd: Command): Command {
 export async function trainFromFlags(configPath: string, flags: TrainFlags): Promise<{ rec: RunRecord; store: Store; error?: unknown }> {
   const { config: cfg, hash } = loadValidConfig(configPath, flags.set);
   const { store } = storeFromFlags(flags, cfg);
-  const namespace = runNamespace(flags.namespace ?? cfg.project.namespace);
+  const namespace = runNamespace(flags.namespace ?? cfg.project.namespace, process.env, overridesFrom(flags.set).length > 0);
   if (flags.runId !== undefined && !/^[A-Za-z0-9._-]+$/.test(flags.runId)) throw new UserError(`--run-id ${flags.runId}: only letters, digits, '.', '_' and '-'`);
   let datasetHash: string | undefined;
   if (flags.datasetUri) {

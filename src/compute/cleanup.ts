@@ -72,7 +72,8 @@ export async function cleanup(ec2: EC2Client, opts: CleanupOptions = {}): Promis
             }
           }
         }
-        if (item.action === "kept" && runId) liveRuns.add(runId);
+        // A shutting-down instance still holds its group; with --run-id it is waited for below, so it does not count.
+        if (item.action === "kept" && runId && !(opts.runId && i.State?.Name === "shutting-down")) liveRuns.add(runId);
         out.push(item);
       }
     }

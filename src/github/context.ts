@@ -5,6 +5,8 @@ import { readFileSync } from "node:fs";
 import { UserError } from "../util/errors.js";
 
 export const PRODUCTION_NAMESPACE = "main";
+/** Where dispatches with overrides on main go. */
+export const MANUAL_NAMESPACE = "manual";
 
 export interface EventInfo {
   name: string | undefined;
@@ -39,10 +41,11 @@ export function actionsRunUrl(env: NodeJS.ProcessEnv = process.env): string | un
 
 /**
  * Where a run is recorded, like Metaflow's @project branches: `pr-<N>` in a pull request, the branch name for a
- * branch (main is production: its runs are the baselines), `local` outside Actions. An explicit namespace wins,
+ * branch (main is production: its runs are the baselines; a dispatch with overrides there goes to `manual`), `local`
+ * outside Actions. An explicit namespace wins,
  * except that a pull request can never write to main.
  */
-export function runNamespace(explicit: string | null | undefined, env: NodeJS.ProcessEnv = process.env): string {
+export function runNamespace(explicit: string | null | undefined, env: NodeJS.ProcessEnv = process.env, overridden = (env.FTUNE_OVERRIDES ?? "").trim() !== ""): string {
   const pr = env.GITHUB_EVENT_NAME?.startsWith("pull_request") ? pullRequestNumber(env) : undefined;
   if (explicit) {
     if (pr !== undefined && explicit === PRODUCTION_NAMESPACE) {
@@ -54,6 +57,9 @@ export function runNamespace(explicit: string | null | undefined, env: NodeJS.Pr
   if (env.GITHUB_ACTIONS === "true") {
     const ref = env.GITHUB_REF ?? "";
     const branch = ref.startsWith("refs/heads/") ? ref.slice("refs/heads/".length) : env.GITHUB_REF_NAME;
+    // A hand-dispatched run with overrides is an experiment, not the config as merged: it must not become main's
+    // baseline.
+    if (branch === PRODUCTION_NAMESPACE && env.GITHUB_EVENT_NAME === "workflow_dispatch" && overridden) return MANUAL_NAMESPACE;
     if (branch) return branch;
   }
   return "local";

@@ -68,6 +68,8 @@ export class RemoteHost {
   private dropped = false;
   private sftpSession?: Promise<SFTPWrapper>;
   private readonly where: string;
+  /** Requests in flight, failed at once when the connection ends (untilClosed). */
+  private readonly pending = new Set<(e: Error | undefined) => void>();
 
   private constructor(
     private readonly client: SshClient,
@@ -80,7 +82,7 @@ export class RemoteHost {
     client.removeAllListeners("error");
     client.removeAllListeners("close");
     client.on("error", (e: Error) => (lastError = e));
-    this.closed = new Promise((resolve) => {
+    this.closed = new Promise<Error | undefined>((resolve) => {
       client.once("close", () => {
         this.dropped = true;
         this.sftpSession = undefined;
@@ -88,6 +90,10 @@ export class RemoteHost {
         const why = lastError ? describe(lastError) : "the server closed the connection";
         resolve(new ConnectionLost(`SSH connection to ${this.where} lost: ${why}`, { cause: lastError }));
       });
+    });
+    void this.closed.then((e) => {
+      for (const fail of this.pending) fail(e);
+      this.pending.clear();
     });
   }
 
@@ -112,13 +118,22 @@ export class RemoteHost {
    * stall its caller (and let Node exit with nothing left to run).
    */
   private untilClosed<T>(p: Promise<T>, what: string): Promise<T> {
-    let onClose: ((e: Error | undefined) => void) | undefined;
-    const closed = new Promise<never>((_, reject) => {
-      onClose = (e) => reject(e ?? new ConnectionLost(`SSH connection to ${this.where} closed during ${what}`));
-      void this.closed.then((e) => onClose?.(e));
+    // One listener on `closed` for all requests (see the constructor), not one per request: a watch of many hours
+    // makes hundreds of thousands of them. On a connection already closed, p fails by itself (exec and sftp check).
+    return new Promise<T>((resolve, reject) => {
+      const onClose = (e: Error | undefined): void => reject(e ?? new ConnectionLost(`SSH connection to ${this.where} closed during ${what}`));
+      this.pending.add(onClose);
+      p.then(
+        (v) => {
+          this.pending.delete(onClose);
+          resolve(v);
+        },
+        (e: unknown) => {
+          this.pending.delete(onClose);
+          reject(e);
+        },
+      );
     });
-    closed.catch(() => undefined);
-    return Promise.race([p, closed]).finally(() => (onClose = undefined));
   }
 
   exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {

@@ -3,6 +3,7 @@
 // SVG loss chart for the artifacts. Everything is read back from the run store, so a report can be made again
 // later, on another machine, from what the run left.
 import { parse } from "yaml";
+import { PRODUCTION_NAMESPACE } from "../github/context.js";
 import { diffConfigs } from "../plan/diff.js";
 import { PRICE_TABLE } from "../plan/index.js";
 import { RunStore, type RunRecord, type Store } from "../store/index.js";
@@ -15,7 +16,6 @@ export { fitComment, reportMarker, renderReport, DRY_RUN_BANNER, MAX_COMMENT_CHA
 export { parseTrainerState, TrainerStateError, type TrainerMetrics } from "./trainer-state.js";
 export { mermaidLossChart, svgLossChart } from "./chart.js";
 
-export const PRODUCTION_NAMESPACE = "main";
 
 export interface ReportOptions {
   store: Store;

@@ -92,14 +92,20 @@ export function trainerLaunch(cfg: FtuneConfig, backend: Backend, paths: HostPat
  * through presigned URLs (no credentials on the box), then the trainer. "ftune: inputs staged" marks the end of
  * staging in the log, for the phase timings.
  */
-export function boxJobScript(paths: HostPaths, launch: TrainerLaunch, opts: { fetch: boolean; spotPollSeconds: number }): string {
+export function boxJobScript(paths: HostPaths, launch: TrainerLaunch, opts: { fetch: boolean; spotPollSeconds: number; watchSpot: boolean }): string {
   const agent = q(posix.join(paths.bin, "ftune_agent.py"));
+  // Only a spot instance gets interruption notices; elsewhere (an ssh box) there is no IMDS to poll.
+  const watcher = opts.watchSpot
+    ? [
+        `python3 ${agent} watch-spot --marker ${q(posix.join(paths.work, "spot-notice.json"))} --trigger ${q(launch.trigger)} --output ${q(paths.output)} --stop-after-checkpoint --interval ${opts.spotPollSeconds} &`,
+        "spot_watcher=$!",
+        "trap 'kill $spot_watcher 2>/dev/null || true' EXIT",
+      ]
+    : [];
   return [
     "set -euo pipefail",
     `cd ${q(paths.work)}`,
-    `python3 ${agent} watch-spot --marker ${q(posix.join(paths.work, "spot-notice.json"))} --trigger ${q(launch.trigger)} --output ${q(paths.output)} --stop-after-checkpoint --interval ${opts.spotPollSeconds} &`,
-    "spot_watcher=$!",
-    "trap 'kill $spot_watcher 2>/dev/null || true' EXIT",
+    ...watcher,
     ...(opts.fetch ? ['echo "ftune: staging inputs"', `python3 ${agent} fetch --manifest inputs.json --dest ${q(paths.work)}`, "rm -f inputs.json"] : []),
     'echo "ftune: inputs staged"',
     launch.command,

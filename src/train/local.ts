@@ -71,6 +71,10 @@ export async function trainLocal(ctx: LocalTrainContext): Promise<void> {
     progress.feed(readNewLines(job.log, offset).text);
     await syncCheckpoints();
     exitCode = await job.exited;
+  } catch (e) {
+    // A sync that failed ends the run: the trainer must not go on alone (nor keep this process waiting for it).
+    job.kill();
+    throw e;
   } finally {
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);

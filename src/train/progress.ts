@@ -48,7 +48,9 @@ export class TrainProgress {
     if (this.tail.length > 50) this.tail.shift();
     const loss = /'loss': '?([\d.]+(?:e-?\d+)?)/.exec(line)?.[1];
     if (loss) this.lastLoss = loss;
-    const m = /(?:^|\s|\|)(\d+)\/(\d+) \[/.exec(line);
+    // The training bar: unlabelled (HF Trainer's "36%|███▋ | 36/100 [", the dry-run trainer's "36/100 ["). Labelled
+    // bars ("Tokenizing Prompts: 100%|...| 15011/15011 [", "Loading checkpoint shards: ...") are data preparation.
+    const m = /^\s*(?:\d+%\|[^|]*\|\s*)?(\d+)\/(\d+) \[/.exec(line);
     if (!m) {
       // The lines a reader of the Actions log needs besides progress: resumes, checkpoints, errors.
       if (NOTABLE.test(line)) this.emit(`trainer: ${line.trim()}`);
@@ -56,6 +58,8 @@ export class TrainProgress {
     }
     const step = Number(m[1]);
     const total = Number(m[2]);
+    // Evaluation bars are unlabelled too, but their total differs from the unfinished training bar's.
+    if (this.total > 0 && total !== this.total && this.lastStep < this.total) return;
     if (step <= this.lastStep && this.lastStep > 0) return;
     const at = this.now();
     if (this.firstStep === undefined) {

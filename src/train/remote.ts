@@ -185,7 +185,7 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
     if (ctx.imdsUrl) env.FTUNE_IMDS_URL = ctx.imdsUrl.replace("{instance_id}", host.id);
     // The dry-run trainer's pace (seconds per step), when the runner sets it.
     if (process.env.FTUNE_DRYRUN_STEP_SECONDS) env.FTUNE_DRYRUN_STEP_SECONDS = process.env.FTUNE_DRYRUN_STEP_SECONDS;
-    job = await startDetached(remote, { workdir: paths.work, id: "train", command: boxJobScript(paths, launch, { fetch, spotPollSeconds: ctx.spotPollSeconds }), env });
+    job = await startDetached(remote, { workdir: paths.work, id: "train", command: boxJobScript(paths, launch, { fetch, spotPollSeconds: ctx.spotPollSeconds, watchSpot: host.market === "spot" }), env });
   } catch (e) {
     await remote.close();
     if (e instanceof UserError) throw e;
@@ -269,9 +269,13 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
     if (box && box !== remote) await box.close();
   };
 
-  const syncing = syncLoop();
   let exitCode: number | null = null;
   let watchError: unknown;
+  // Handled at once: an unexpected failure of the sync stops the watch (and so the attempt, which releases the host).
+  const syncing = syncLoop().catch((e: unknown) => {
+    watchError ??= e;
+    watchAbort.abort(e);
+  });
   try {
     const w = await watchJob(access, job, {
       onOutput: (text) => {
@@ -290,28 +294,9 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
     stopSync = true;
     signal.removeEventListener("abort", onAbort);
   }
-  await syncing.catch((e: unknown) => (watchError ??= e));
-  att.last_step = progress.lastStep;
-  att.seconds_per_step = progress.secondsPerStep();
-  try {
-    signal.throwIfAborted();
-    if (hostGone) return hostGone;
-    if (exitCode !== 0 && !noticeCheckpoint) {
-      // The box agent stops the trainer itself once the checkpoint after a notice is complete, which can end the
-      // job before the sync loop looked: one more look tells a stop for a notice from a crash.
-      if (!remoteOpen) remote = await RemoteHost.connect(access, { signal, log, attempts: 2 }).catch(() => remote);
-      await tick(remote).catch(() => undefined);
-    }
-    if (noticeCheckpoint) return { kind: "lost", reason: "spot-interruption", detail: `spot interruption notice on ${where}; the trainer stopped after saving ${noticeCheckpoint}` };
-    // The job vanished (JobLost) or the box stopped answering: lost if the provider says the host is going away.
-    if (watchError) return await lostOr(watchError);
-    if (exitCode !== 0) {
-      const gone = await lostOr(new Error("trainer failed")).catch(() => undefined);
-      if (gone) return gone;
-      att.end_reason = "trainer-failed";
-      throw new InfraError(`the trainer exited with ${exitCode} on ${where}; the end of its log:\n${progress.lastLines(20)}`);
-    }
-    // Done: the last checkpoint, then the final outputs and the whole log, over a new connection if this one dropped.
+  await syncing;
+  /** The last checkpoint, then the final outputs and the whole log, over a new connection if this one dropped. */
+  const collect = async (): Promise<Outcome> => {
     if (!remoteOpen) remote = await RemoteHost.connect(access, { signal, log });
     await tick(remote);
     for (const [from, to] of Object.entries(finalFiles(ctx.outDir))) {
@@ -322,8 +307,37 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
       });
     }
     return { kind: "completed" };
+  };
+  att.last_step = progress.lastStep;
+  att.seconds_per_step = progress.secondsPerStep();
+  try {
+    return await decide();
+  } catch (e) {
+    // The run ends here with an error or a cancel: stop the trainer too (an ssh box is not terminated by release).
+    if (remoteOpen) await killJob(remote, job, "TERM").catch(() => undefined);
+    throw e;
   } finally {
     await remote.close();
+  }
+
+  async function decide(): Promise<Outcome> {
+    signal.throwIfAborted();
+    if (hostGone) return hostGone;
+    // Finished (even if a notice came at the very end): collect the outputs; a box that dies meanwhile is a lost host.
+    if (exitCode === 0 && !watchError) return await collect().catch((e: unknown) => lostOr(e));
+    if (!noticeCheckpoint) {
+      // The box agent stops the trainer itself once the checkpoint after a notice is complete, which can end the
+      // job before the sync loop looked: one more look tells a stop for a notice from a crash.
+      if (!remoteOpen) remote = await RemoteHost.connect(access, { signal, log, attempts: 2 }).catch(() => remote);
+      await tick(remote).catch(() => undefined);
+    }
+    if (noticeCheckpoint) return { kind: "lost", reason: "spot-interruption", detail: `spot interruption notice on ${where}; the trainer stopped after saving ${noticeCheckpoint}` };
+    // The job vanished (JobLost) or the box stopped answering: lost if the provider says the host is going away.
+    if (watchError) return await lostOr(watchError);
+    const gone = await lostOr(new Error("trainer failed")).catch(() => undefined);
+    if (gone) return gone;
+    att.end_reason = "trainer-failed";
+    throw new InfraError(`the trainer exited with ${exitCode ?? "no status"} on ${where}; the end of its log:\n${progress.lastLines(20)}`);
   }
 }
 
