@@ -106,10 +106,20 @@ describe("axolotl config", () => {
     assert.ok(script.indexOf("fetch --manifest inputs.json") < script.indexOf("docker run"), "inputs before the trainer");
     const own = trainerLaunch(seed(["trainer.image=ghcr.io/me/axolotl@sha256:" + "a".repeat(64)]), "axolotl", p, { gpus: 1, runId: "RUN", hasEval: true });
     assert.match(own.command, /ghcr\.io\/me\/axolotl@sha256:a{64} axolotl train/);
-    const twoNodes = { ...seed(), compute: { ...seed().compute, nodes: 2 } };
-    assert.throws(() => trainerLaunch(twoNodes, "axolotl", p, { gpus: 1, runId: "RUN", hasEval: true }), /multi-node training is not supported/);
-    const v = ftune(["validate", join(REPO, "configs", "llama2-7b-dolly.yaml"), "--set", "compute.nodes=2"]);
-    assert.equal(v.code, 1);
-    assert.match(v.stderr, /compute\.nodes: 2 machines: multi-node training is not supported/);
+  });
+
+  it("multi-node: torchrun's c10d rendezvous on node 0, the host network, accumulation over every GPU of every node", () => {
+    const p = hostPaths("/opt/ftune/RUN/attempt-1");
+    const cfg = seed(["compute.nodes=2"]);
+    const rank1 = trainerLaunch(cfg, "axolotl", p, { gpus: 4, runId: "RUN", hasEval: true, node: { rank: 1, count: 2, masterAddr: "10.0.1.5" } });
+    assert.match(rank1.command, /--network=host /);
+    assert.match(rank1.command, /--launcher torchrun -- --nnodes=2 --node_rank=1 --nproc_per_node=4 --rdzv_backend=c10d --rdzv_endpoint=10\.0\.1\.5:29400 --rdzv_id=RUN$/m);
+    assert.equal((parse(rank1.files["axolotl.yaml"]!) as { gradient_accumulation_steps: number }).gradient_accumulation_steps, 4, "128 / (4 micro x 4 GPUs x 2 nodes)");
+    assert.deepEqual([rank1.env.FTUNE_NODE_RANK, rank1.env.FTUNE_NUM_NODES, rank1.env.FTUNE_MASTER_ADDR, rank1.env.FTUNE_MASTER_PORT], ["1", "2", "10.0.1.5", "29400"]);
+    // Several machines exist only on ec2, where they are launched together.
+    const v = ftune(["validate", join(REPO, "configs", "llama2-7b-dolly.yaml"), "--set", "compute.nodes=2", "--set", "compute.provider=ssh", "--set", "compute.ssh={host: box, user: me, private_key_env: KEY, host_key: null}"]);
+    assert.equal(v.code, 1, v.stdout + v.stderr);
+    assert.match(v.stderr, /compute\.nodes: 2 machines need compute\.provider ec2/);
+    assert.equal(ftune(["validate", join(REPO, "configs", "llama2-7b-dolly.yaml"), "--set", "compute.nodes=2"]).code, 0);
   });
 });

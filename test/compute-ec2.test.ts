@@ -192,15 +192,20 @@ describe("ftune cleanup", () => {
     await ec2.waitForState(untagged, "terminated");
   });
 
-  it("cleanup --run-id after a quick release (a cancel): the run's shutting-down instance is waited for and its group deleted", async () => {
+  it("cleanup --run-id after a quick release (a cancel): the run's shutting-down instances are waited for, its groups deleted", async () => {
     const p = provider();
-    const s = spec();
+    const s = spec({ nodes: 2 });
     const host = await p.acquire(s);
     const other = await p.acquire(spec());
     await p.release(host, { quick: true }); // what SIGTERM does: terminate, do not wait, leave the group
     // In-process and at once, while the instance is still shutting down (the stand-in takes 100 ms).
     const items = await cleanup(new EC2Client({ region: "us-east-1" }), { runId: s.runId, pollMs: 20 });
-    assert.deepEqual(items.map((i) => [i.kind, i.action, i.state]), [["instance", "kept", "shutting-down"], ["security-group", "deleted", undefined]], JSON.stringify(items));
+    assert.deepEqual(
+      items.map((i) => [i.kind, i.action, i.state]),
+      [["instance", "kept", "shutting-down"], ["instance", "kept", "shutting-down"], ["placement-group", "deleted", undefined], ["security-group", "deleted", undefined]],
+      JSON.stringify(items),
+    );
+    assert.equal(ec2.orphans().placementGroups.length, 0);
     assert.equal(ec2.securityGroups[host.resources.securityGroup!]!.deletedAt !== undefined, true);
     assert.equal(ec2.instances[other.id]!.state, "running", "another run is not touched");
     await p.release(other);

@@ -7,8 +7,11 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
   AuthorizeSecurityGroupIngressCommand,
+  CreatePlacementGroupCommand,
   CreateSecurityGroupCommand,
+  DeletePlacementGroupCommand,
   DeleteSecurityGroupCommand,
+  DescribePlacementGroupsCommand,
   DescribeAvailabilityZonesCommand,
   DescribeImagesCommand,
   DescribeInstancesCommand,
@@ -343,6 +346,18 @@ describe("EC2 stand-in (Query API through @aws-sdk/client-ec2)", () => {
     assert.equal(cheap.Placement?.AvailabilityZone, "us-east-1b");
   });
 
+  it("placement groups: tagged at creation, required to exist at launch, deleted once", async () => {
+    const unknown = await sdkError(ec2.send(new RunInstancesCommand(launchInput({ Placement: { GroupName: "nope" } }))));
+    assert.equal(unknown.name, "InvalidPlacementGroup.Unknown");
+    await ec2.send(new CreatePlacementGroupCommand({ GroupName: "pg-test", Strategy: "cluster", TagSpecifications: [{ ResourceType: "placement-group", Tags: [{ Key: "ftune:run-id", Value: "r1" }] }] }));
+    const dup = await sdkError(ec2.send(new CreatePlacementGroupCommand({ GroupName: "pg-test", Strategy: "cluster" })));
+    assert.equal(dup.name, "InvalidPlacementGroup.Duplicate");
+    const listed = await ec2.send(new DescribePlacementGroupsCommand({ Filters: [{ Name: "tag:ftune:run-id", Values: ["r1"] }] }));
+    assert.deepEqual(listed.PlacementGroups?.map((g) => [g.GroupName, g.Strategy, g.State]), [["pg-test", "cluster", "available"]]);
+    await ec2.send(new DeletePlacementGroupCommand({ GroupName: "pg-test" }));
+    assert.equal((await sdkError(ec2.send(new DeletePlacementGroupCommand({ GroupName: "pg-test" })))).name, "InvalidPlacementGroup.Unknown");
+  });
+
   it("throttles with 503 RequestLimitExceeded, which the SDK retries by itself", async () => {
     const before = standin.requests.length;
     standin.throttle(2);
@@ -447,7 +462,7 @@ describe("EC2 stand-in (Query API through @aws-sdk/client-ec2)", () => {
 
   it("leaves no orphans: every instance launched here ended terminated", async () => {
     for (const e of standin.ledger()) if (e.state !== "terminated") await standin.waitForState(e.id, "terminated");
-    assert.deepEqual(standin.orphans(), { instances: [], securityGroups: [] });
+    assert.deepEqual(standin.orphans(), { instances: [], securityGroups: [], placementGroups: [] });
     const ledger = standin.ledger();
     assert.equal(ledger.length, 8);
     assert.ok(ledger.every((e) => e.terminatedAt instanceof Date && e.launchedAt <= e.terminatedAt));

@@ -240,6 +240,44 @@ describe("ftune train on ec2 (stand-ins)", () => {
   });
 });
 
+describe("ftune train on several nodes (ec2 stand-in)", () => {
+  it("launches the nodes together into one placement group, trains, and releases everything", async () => {
+    const r = await ftuneAsync(["train", config(), "--dry-run", "--set", "compute.nodes=2", "--json"], { cwd: work, env: env(0.02) });
+    assert.equal(r.code, 0, r.stderr);
+    const rec = JSON.parse(r.stdout) as Rec;
+    assert.deepEqual(rec.attempts.map((a) => a.end_reason), ["completed"]);
+    const launch = ec2.launches.find((l) => l.instanceIds?.includes(rec.attempts[0]!.host))!;
+    assert.equal(launch.instanceIds!.length, 2, "one RunInstances for both nodes");
+    assert.match(launch.placementGroup ?? "", /^ftune-.+-1$/);
+    assert.ok(rec.attempts[0]!.gpu_seconds! > 0);
+    assertWholeCurve(await historySteps(rec.run_id));
+  });
+
+  it("a spot notice on node 1 is relayed to node 0: checkpoint, stop, resume on a new pair, whole curve", async () => {
+    let second: string | undefined;
+    let interrupted = false;
+    const r = await ftuneAsync(["train", config(), "--dry-run", "--set", "compute.nodes=2", "--json"], {
+      cwd: work,
+      env: env(0.1),
+      onStderrLine: (line) => {
+        second ??= /ec2: launched \S+ \S+ i-[0-9a-f]+, (i-[0-9a-f]+)/.exec(line)?.[1];
+        if (!interrupted && second && /train: step 1[4-9]\//.test(line)) {
+          interrupted = true;
+          ec2.interrupt(second, { noticeMs: 5000 });
+        }
+      },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(interrupted, "the fault was injected");
+    const rec = JSON.parse(r.stdout) as Rec;
+    assert.deepEqual(rec.attempts.map((a) => a.end_reason), ["spot-interruption", "completed"]);
+    assert.match(r.stderr, /spot interruption notice on node i-[0-9a-f]+: relayed to node 0/);
+    const [lost, resumed] = rec.attempts as [Attempt, Attempt];
+    assert.ok(resumed.resumed_step > lost.checkpoint_step_at_notice!, `resumed from the checkpoint saved after the notice, got ${resumed.resumed_from}`);
+    assertWholeCurve(await historySteps(rec.run_id));
+  });
+});
+
 describe("ftune train on an ssh host (a box you already have)", () => {
   it("stages over SFTP from a file:// store, trains, and the box's job has ended", async () => {
     const box = await startSshHost();

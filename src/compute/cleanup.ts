@@ -1,14 +1,15 @@
 // `ftune cleanup`: the third safety layer. Whatever the runner and the box's own TTL missed, a scheduled run
 // terminates every ftune-tagged instance past its ftune:expires-at (or older than --older-than) and deletes the
-// security groups of runs whose instances are gone.
+// security groups and placement groups of runs whose instances are gone.
 import {
-  DeleteSecurityGroupCommand, DescribeInstancesCommand, DescribeSecurityGroupsCommand, EC2Client, TerminateInstancesCommand,
+  DeletePlacementGroupCommand, DeleteSecurityGroupCommand, DescribeInstancesCommand, DescribePlacementGroupsCommand, DescribeSecurityGroupsCommand, EC2Client,
+  TerminateInstancesCommand,
   type Tag,
 } from "@aws-sdk/client-ec2";
 import { TAG } from "./ec2.js";
 
 export interface CleanupItem {
-  kind: "instance" | "security-group";
+  kind: "instance" | "security-group" | "placement-group";
   id: string;
   runId?: string;
   state?: string;
@@ -89,6 +90,26 @@ export async function cleanup(ec2: EC2Client, opts: CleanupOptions = {}): Promis
       if (states.every((st) => st === "terminated")) break;
       await new Promise((resolve) => setTimeout(resolve, opts.pollMs ?? 3000));
     }
+  }
+  // Placement groups of multi-node runs: deletable once no instance is in them.
+  const placement = await ec2.send(new DescribePlacementGroupsCommand({ Filters: runFilter }));
+  for (const g of placement.PlacementGroups ?? []) {
+    const runId = tag(g.Tags, TAG.runId);
+    const item: CleanupItem = { kind: "placement-group", id: g.GroupName!, runId, action: "kept", why: "its run still has an instance" };
+    if (!runId || !liveRuns.has(runId)) {
+      item.why = "no live instance of its run";
+      if (opts.dryRun) item.action = "would delete";
+      else {
+        try {
+          await ec2.send(new DeletePlacementGroupCommand({ GroupName: g.GroupName }));
+          item.action = "deleted";
+        } catch (e) {
+          item.action = "failed";
+          item.why += `; ${(e as Error).name}: ${(e as Error).message}`;
+        }
+      }
+    }
+    out.push(item);
   }
   const groups = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: runFilter }));
   for (const g of groups.SecurityGroups ?? []) {

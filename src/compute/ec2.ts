@@ -4,7 +4,7 @@
 // and InstanceInitiatedShutdownBehavior=terminate turns that into a termination, whatever happens to the runner.
 // No secret goes into user-data: it carries the run's SSH *public* key only.
 import {
-  AuthorizeSecurityGroupIngressCommand, CreateSecurityGroupCommand, DeleteSecurityGroupCommand, DescribeImagesCommand,
+  AuthorizeSecurityGroupIngressCommand, CreatePlacementGroupCommand, CreateSecurityGroupCommand, DeletePlacementGroupCommand, DeleteSecurityGroupCommand, DescribeImagesCommand,
   DescribeInstancesCommand, DescribeSpotPriceHistoryCommand, DescribeSubnetsCommand, EC2Client, GetConsoleOutputCommand,
   RunInstancesCommand, TerminateInstancesCommand, type Instance, type RunInstancesCommandInput, type Tag,
 } from "@aws-sdk/client-ec2";
@@ -12,7 +12,7 @@ import { generateKeyPair } from "../remote/index.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { PRICE_TABLE } from "../plan/index.js";
 import { InfraError, UserError } from "../util/errors.js";
-import type { Host, HostSpec, HostStatus, Provider } from "./types.js";
+import type { Host, HostNode, HostSpec, HostStatus, Provider } from "./types.js";
 
 /** Newest AWS Deep Learning GPU AMI for Ubuntu 22.04 (NVIDIA driver, CUDA, Docker with the NVIDIA runtime). */
 export const DEFAULT_AMI_NAME = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *";
@@ -116,6 +116,7 @@ export class Ec2Provider implements Provider {
   }
 
   private async securityGroup(spec: HostSpec, expiresAt: string, subnet?: string): Promise<string> {
+    const nodes = spec.nodes ?? 1;
     const subnets = await this.ec2.send(new DescribeSubnetsCommand(subnet ? { SubnetIds: [subnet] } : { Filters: [{ Name: "default-for-az", Values: ["true"] }] }));
     const vpc = subnets.Subnets?.[0]?.VpcId;
     const cidr = spec.sshCidr ?? `${await (this.opts.publicIp ?? checkIp)()}/32`;
@@ -130,7 +131,11 @@ export class Ec2Provider implements Provider {
     await this.ec2.send(
       new AuthorizeSecurityGroupIngressCommand({
         GroupId: sg.GroupId,
-        IpPermissions: [{ IpProtocol: "tcp", FromPort: spec.sshPort, ToPort: spec.sshPort, IpRanges: [{ CidrIp: cidr, Description: "ftune runner" }] }],
+        IpPermissions: [
+          { IpProtocol: "tcp", FromPort: spec.sshPort, ToPort: spec.sshPort, IpRanges: [{ CidrIp: cidr, Description: "ftune runner" }] },
+          // Several nodes talk to each other (torchrun's rendezvous, NCCL): anything from the group itself.
+          ...(nodes > 1 ? [{ IpProtocol: "-1", UserIdGroupPairs: [{ GroupId: sg.GroupId, Description: "ftune nodes of this run" }] }] : []),
+        ],
       }),
     );
     return sg.GroupId!;
@@ -158,6 +163,13 @@ export class Ec2Provider implements Provider {
     const key = generateKeyPair(`ftune-${spec.runId}`);
     const sg = await this.securityGroup(spec, expiresAt, spec.subnets[0]);
     const resources: Record<string, string> = { securityGroup: sg };
+    const nodes = spec.nodes ?? 1;
+    if (nodes > 1) {
+      // Launched together into one cluster placement group: low latency between the nodes, and all or nothing.
+      const name = `ftune-${spec.runId}-${spec.attempt ?? 1}`.slice(0, 255);
+      await this.ec2.send(new CreatePlacementGroupCommand({ GroupName: name, Strategy: "cluster", TagSpecifications: [{ ResourceType: "placement-group", Tags: this.tags(spec, expiresAt) }] }));
+      resources.placementGroup = name;
+    }
     const placements: { az?: string; subnet?: string }[] = spec.subnets.length
       ? spec.subnets.map((subnet) => ({ subnet }))
       : spec.availabilityZones.length
@@ -166,6 +178,7 @@ export class Ec2Provider implements Provider {
     const markets: ("spot" | "on-demand")[] = spec.spot ? (spec.onDemandFallback ? ["spot", "on-demand"] : ["spot"]) : ["on-demand"];
     const attempts: Attempt[] = [];
     let instance: Instance | undefined;
+    let launched: Instance[] = [];
     let market: "spot" | "on-demand" = "spot";
     try {
       // Every (type, placement) pair in the configured order, except that pools which just lost a host go last.
@@ -180,12 +193,12 @@ export class Ec2Provider implements Provider {
           const input: RunInstancesCommandInput = {
             ImageId: image.id,
             InstanceType: type as never,
-            MinCount: 1,
-            MaxCount: 1,
+            MinCount: nodes,
+            MaxCount: nodes,
             UserData: Buffer.from(userData(key.public, this.user, spec.ttlMinutes)).toString("base64"),
             SecurityGroupIds: [sg],
             SubnetId: p.subnet,
-            Placement: p.az ? { AvailabilityZone: p.az } : undefined,
+            Placement: p.az || resources.placementGroup ? { AvailabilityZone: p.az, GroupName: resources.placementGroup } : undefined,
             InstanceInitiatedShutdownBehavior: "terminate",
             MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled", HttpPutResponseHopLimit: 2 },
             BlockDeviceMappings: [{ DeviceName: image.rootDevice, Ebs: { VolumeSize: spec.volumeGb, VolumeType: "gp3", Encrypted: true, DeleteOnTermination: true } }],
@@ -201,7 +214,8 @@ export class Ec2Provider implements Provider {
           };
           try {
             const r = await this.ec2.send(new RunInstancesCommand(input), { abortSignal: signal });
-            instance = r.Instances?.[0];
+            launched = r.Instances ?? [];
+            instance = launched[0];
             market = m;
             break search;
           } catch (e) {
@@ -227,21 +241,52 @@ export class Ec2Provider implements Provider {
         launchedAt: launchedAt.toISOString(),
         resources,
       };
-      this.log(`ec2: launched ${market} ${instance.InstanceType} ${id} in ${host.availabilityZone ?? "?"}; waiting for it to run`);
+      const ids = launched.map((i) => i.InstanceId!);
+      if (ids.length > 1) host.resources.instances = ids.join(",");
+      this.log(`ec2: launched ${market} ${instance.InstanceType} ${ids.join(", ")} in ${host.availabilityZone ?? "?"}; waiting for ${ids.length > 1 ? "them" : "it"} to run`);
       try {
-        const running = await this.waitFor(id, "running", signal);
+        const nodeList: HostNode[] = [];
+        for (const nodeId of ids) {
+          const running = await this.waitFor(nodeId, "running", signal);
+          const address = running.PublicIpAddress ?? running.PrivateIpAddress;
+          if (!address) throw new InfraError(`${nodeId} is running but has no address (is the subnet public?)`);
+          const ssh = { host: address, port: spec.sshPort, user: this.user, privateKey: key.private, hostKey: await this.hostKey(nodeId, signal) };
+          nodeList.push({ id: nodeId, ssh, privateIp: running.PrivateIpAddress ?? address });
+        }
         host.pricePerHour = market === "spot" ? await this.spotPrice(host.instanceType!, host.availabilityZone) : PRICE_TABLE.instances[host.instanceType!]?.on_demand;
-        const address = running.PublicIpAddress ?? running.PrivateIpAddress;
-        if (!address) throw new InfraError(`${id} is running but has no address (is the subnet public?)`);
-        host.ssh = { host: address, port: spec.sshPort, user: this.user, privateKey: key.private, hostKey: await this.hostKey(id, signal) };
+        host.ssh = nodeList[0]!.ssh;
+        if (nodeList.length > 1) host.nodes = nodeList;
         return host;
       } catch (e) {
         await this.release(host).catch(() => undefined);
         throw e;
       }
     } catch (e) {
-      if (!instance?.InstanceId) await this.deleteGroup(sg).catch(() => undefined);
+      if (!instance?.InstanceId) {
+        await this.deleteGroup(sg).catch(() => undefined);
+        if (resources.placementGroup) await this.deletePlacementGroup(resources.placementGroup).catch(() => undefined);
+      }
       throw e;
+    }
+  }
+
+  /** Every instance of a host: its nodes, or the one. */
+  private instanceIds(host: Host): string[] {
+    return host.resources.instances ? host.resources.instances.split(",") : [host.id];
+  }
+
+  private async deletePlacementGroup(name: string): Promise<void> {
+    const deadline = Date.now() + this.bootTimeoutMs;
+    for (;;) {
+      try {
+        await this.ec2.send(new DeletePlacementGroupCommand({ GroupName: name }));
+        return;
+      } catch (e) {
+        const code = errorCode(e);
+        if (code === "InvalidPlacementGroup.Unknown") return;
+        if (code !== "InvalidPlacementGroup.InUse" || Date.now() > deadline) throw e;
+        await sleep(this.pollMs);
+      }
     }
   }
 
@@ -294,20 +339,28 @@ export class Ec2Provider implements Provider {
   }
 
   async release(host: Host, opts: { quick?: boolean } = {}): Promise<void> {
+    const ids = this.instanceIds(host);
     try {
-      await this.ec2.send(new TerminateInstancesCommand({ InstanceIds: [host.id] }));
+      await this.ec2.send(new TerminateInstancesCommand({ InstanceIds: ids }));
       if (opts.quick) return;
-      await this.waitFor(host.id, "terminated");
+      for (const id of ids) await this.waitFor(id, "terminated");
     } catch (e) {
       if (errorCode(e) !== "InvalidInstanceID.NotFound") throw e;
     }
     if (host.resources.securityGroup) await this.deleteGroup(host.resources.securityGroup);
+    if (host.resources.placementGroup) await this.deletePlacementGroup(host.resources.placementGroup);
   }
 
+  /** The worst state among the host's nodes: one lost node is a lost host. */
   async status(host: Host): Promise<HostStatus> {
-    const i = await this.describe(host.id).catch(() => undefined);
-    const s = i?.State?.Name;
-    const state = s === "pending" || s === "running" || s === "terminated" ? s : s === "shutting-down" || s === "stopping" || s === "stopped" ? "stopping" : "unknown";
-    return { state, reason: i?.StateReason?.Code };
+    const rank = { terminated: 0, stopping: 1, unknown: 2, pending: 3, running: 4 } as const;
+    let worst: HostStatus | undefined;
+    for (const id of this.instanceIds(host)) {
+      const i = await this.describe(id).catch(() => undefined);
+      const s = i?.State?.Name;
+      const state = s === "pending" || s === "running" || s === "terminated" ? s : s === "shutting-down" || s === "stopping" || s === "stopped" ? "stopping" : "unknown";
+      if (!worst || rank[state] < rank[worst.state]) worst = { state, reason: i?.StateReason?.Code };
+    }
+    return worst!;
   }
 }

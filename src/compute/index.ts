@@ -7,7 +7,7 @@ import { LocalProvider } from "./local.js";
 import { SshProvider } from "./ssh.js";
 import type { Host, HostSpec, Provider } from "./types.js";
 
-export type { Host, HostSpec, HostStatus, Market, Provider, SshAccess } from "./types.js";
+export type { Host, HostNode, HostSpec, HostStatus, Market, Provider, SshAccess } from "./types.js";
 export { Ec2Provider, DEFAULT_AMI_NAME, TAG, userData, hostKeyFingerprint } from "./ec2.js";
 export { cleanup, parseDuration, type CleanupItem } from "./cleanup.js";
 
@@ -47,6 +47,7 @@ export function hostSpec(cfg: FtuneConfig, runId: string, project: string): Host
     sshCidr: c.ssh_cidr,
     region: c.region,
     workdir: c.workdir,
+    nodes: c.nodes,
   };
 }
 

@@ -23,6 +23,8 @@ export interface HostSpec {
   workdir: string;
   /** Which acquisition of this run this is (1, 2, ... after interruptions): keeps EC2 client tokens unique. */
   attempt?: number;
+  /** Machines launched together for one multi-node run (one cluster placement group); default 1. */
+  nodes?: number;
   /** Capacity pools that just lost a host (a spot interruption): tried last, since AWS reclaimed capacity there. */
   avoid?: { instanceType: string; availabilityZone?: string }[];
 }
@@ -39,12 +41,22 @@ export interface SshAccess {
 
 export type Market = "spot" | "on-demand" | "none";
 
+/** One machine of a multi-node host. */
+export interface HostNode {
+  id: string;
+  ssh: SshAccess;
+  /** Its address inside the VPC: where the other nodes reach it (torchrun's rendezvous on node 0). */
+  privateIp: string;
+}
+
 export interface Host {
   provider: "ec2" | "ssh" | "local";
   /** Instance id (ec2), host name (ssh) or "local". */
   id: string;
-  /** How to reach it over SSH; absent for local. */
+  /** How to reach it over SSH; absent for local. With several nodes: node 0's. */
   ssh?: SshAccess;
+  /** Every node, node 0 first, when the host is several machines launched together (compute.nodes > 1). */
+  nodes?: HostNode[];
   workdir: string;
   instanceType?: string;
   availabilityZone?: string;

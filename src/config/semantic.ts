@@ -145,8 +145,8 @@ export function semanticDiagnostics(resolved: unknown, raw: unknown, locate: Loc
     warn(["trainer", "command"], `is only used by trainer.backend: custom (this config uses ${String(backend)})`);
   }
   const nodes = num(["compute", "nodes"]);
-  if (nodes !== undefined && nodes > 1 && backend !== "dry-run") {
-    error(["compute", "nodes"], `${nodes} machines: multi-node training is not supported by this version of ftune; use 1 with a larger instance type (e.g. g5.12xlarge, 4 GPUs)`);
+  if (nodes !== undefined && nodes > 1 && at(["compute", "provider"]) !== "ec2") {
+    error(["compute", "nodes"], `${nodes} machines need compute.provider ec2 (they are launched together into one placement group); an ssh box or this machine is one node`);
   }
   // axolotl drops keys it does not know without a word: a typo in trainer.extra would silently change nothing.
   const extra = at(["trainer", "extra"]);

@@ -8,7 +8,8 @@ Contract (the same as every ftune trainer backend):
   FTUNE_DATA_DIR    prepared data (train.jsonl, eval.jsonl); counted to size the run when training.max_steps is unset
   FTUNE_OUTPUT_DIR  where checkpoint-<step>/ and the final adapter go
 Also: FTUNE_DRYRUN_STEP_SECONDS (default 0.1), FTUNE_CHECKPOINT_TRIGGER (a file: when it appears, checkpoint at once
-and delete it — what a spot interruption notice asks for).
+and delete it — what a spot interruption notice asks for), FTUNE_NODE_RANK (a node other than 0 of a multi-node run
+only waits until it is stopped: outputs are node 0's).
 
 Output: checkpoint-<step>/{trainer_state.json, adapter_config.json, adapter_model.safetensors} (each written to a
 temp folder and renamed, so a checkpoint directory is always complete), and the same three files plus a summary in
@@ -19,6 +20,7 @@ import math
 import os
 import random
 import shutil
+import signal
 import struct
 import sys
 import time
@@ -110,6 +112,14 @@ def newest_checkpoint(out):
 
 
 def main():
+    rank = int(os.environ.get("FTUNE_NODE_RANK", "0") or 0)
+    if rank != 0:
+        # Another node of a multi-node run: in a real run it computes its share of every step; the outputs are
+        # rank 0's. It waits until the run is over (ftune stops it then), as torchrun's other nodes would.
+        print("%s; node %d of %s waiting: node 0 writes the outputs" % (DRY, rank, os.environ.get("FTUNE_NUM_NODES", "?")), flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        while True:
+            time.sleep(3600)
     with open(env_path("FTUNE_CONFIG")) as f:
         cfg = json.load(f)
     data_dir = env_path("FTUNE_DATA_DIR", required=False) or ""

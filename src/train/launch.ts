@@ -4,7 +4,6 @@
 import { posix } from "node:path";
 import type { FtuneConfig } from "../config/index.js";
 import { shellQuote as q } from "../remote/index.js";
-import { UserError } from "../util/errors.js";
 import { AXOLOTL_CHECKPOINT_TRIGGER, renderAxolotlYaml } from "./axolotl.js";
 
 export type Backend = "axolotl" | "custom" | "dry-run";
@@ -47,12 +46,29 @@ export interface TrainerLaunch {
   env: Record<string, string>;
 }
 
-export function trainerLaunch(cfg: FtuneConfig, backend: Backend, paths: HostPaths, opts: { gpus: number; runId: string; hasEval: boolean }): TrainerLaunch {
+/** This machine's place in a multi-node run: torchrun's rendezvous is on node 0. */
+export interface NodeRole {
+  rank: number;
+  count: number;
+  /** Node 0's address inside the VPC. */
+  masterAddr: string;
+}
+
+/** torchrun's c10d rendezvous port on node 0 (axolotl's documented default). */
+export const RENDEZVOUS_PORT = 29400;
+
+export function trainerLaunch(cfg: FtuneConfig, backend: Backend, paths: HostPaths, opts: { gpus: number; runId: string; hasEval: boolean; node?: NodeRole }): TrainerLaunch {
+  const node = opts.node ?? { rank: 0, count: 1, masterAddr: "127.0.0.1" };
   const env: Record<string, string> = {
     FTUNE_CONFIG: paths.config,
     FTUNE_DATA_DIR: paths.data,
     FTUNE_MODEL_DIR: backend === "dry-run" ? "" : paths.model,
     FTUNE_OUTPUT_DIR: paths.output,
+    // The same contract for every backend: which node this is, and where node 0 listens.
+    FTUNE_NODE_RANK: String(node.rank),
+    FTUNE_NUM_NODES: String(node.count),
+    FTUNE_MASTER_ADDR: node.masterAddr,
+    FTUNE_MASTER_PORT: String(RENDEZVOUS_PORT),
   };
   if (backend === "dry-run") {
     const trigger = posix.join(paths.work, "checkpoint-now");
@@ -62,11 +78,13 @@ export function trainerLaunch(cfg: FtuneConfig, backend: Backend, paths: HostPat
     const trigger = posix.join(paths.work, "checkpoint-now");
     return { command: cfg.trainer.command!, files: {}, trigger, env: { ...env, FTUNE_CHECKPOINT_TRIGGER: trigger } };
   }
-  if (cfg.compute.nodes > 1) {
-    throw new UserError(`compute.nodes ${cfg.compute.nodes}: multi-node training is not supported by this version of ftune train; use compute.nodes: 1 with a larger instance type`);
-  }
   const image = cfg.trainer.image ?? AXOLOTL_IMAGE;
-  const yaml = renderAxolotlYaml(cfg, { modelDir: paths.model, dataDir: paths.data, outputDir: paths.output }, opts.gpus, opts.hasEval);
+  // Accumulation is over every GPU of every node.
+  const yaml = renderAxolotlYaml(cfg, { modelDir: paths.model, dataDir: paths.data, outputDir: paths.output }, opts.gpus * node.count, opts.hasEval);
+  const torchrun =
+    node.count > 1
+      ? `--nnodes=${node.count} --node_rank=${node.rank} --nproc_per_node=${opts.gpus} --rdzv_backend=c10d --rdzv_endpoint=${node.masterAddr}:${RENDEZVOUS_PORT} --rdzv_id=${q(opts.runId)}`
+      : `--nproc_per_node=${opts.gpus}`;
   const name = `ftune-${opts.runId}`.replace(/[^A-Za-z0-9_.-]/g, "-");
   const mount = q(`${paths.work}:${paths.work}`);
   const command = [
@@ -78,10 +96,11 @@ export function trainerLaunch(cfg: FtuneConfig, backend: Backend, paths: HostPat
     // Attached (signals reach the container through docker's sig-proxy), one torchrun process per GPU, nothing
     // fetched from the Hub (the base model was staged from the model store), telemetry off.
     [
-      `docker run --rm --name ${name} --gpus all --ipc=host --ulimit memlock=-1 --ulimit stack=67108864`,
+      // The host's network: NCCL and the rendezvous between nodes use the machines' own addresses.
+      `docker run --rm --name ${name} --gpus all --ipc=host --network=host --ulimit memlock=-1 --ulimit stack=67108864`,
       "-e AXOLOTL_DO_NOT_TRACK=1 -e HF_HUB_OFFLINE=1 -e HF_HUB_DISABLE_TELEMETRY=1 -e HF_TOKEN -e WANDB_API_KEY",
       `-v ${mount} -w ${q(paths.work)} ${q(image)}`,
-      `axolotl train ${q(posix.join(paths.work, "axolotl.yaml"))} --launcher torchrun -- --nproc_per_node=${opts.gpus}`,
+      `axolotl train ${q(posix.join(paths.work, "axolotl.yaml"))} --launcher torchrun -- ${torchrun}`,
     ].join(" "),
   ].join("\n");
   return { command, files: { "axolotl.yaml": yaml }, trigger: posix.join(paths.output, AXOLOTL_CHECKPOINT_TRIGGER), env };

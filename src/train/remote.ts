@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, posix } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FtuneConfig } from "../config/index.js";
-import { holdHost, hostSpec, type Host, type Provider } from "../compute/index.js";
+import { holdHost, hostSpec, type Host, type HostNode, type Provider } from "../compute/index.js";
 import { PRICE_TABLE } from "../plan/index.js";
 import { ConnectionLost, RemoteHost, killJob, shellQuote as q, startDetached, watchJob, type DetachedJob } from "../remote/index.js";
 import { presignFiles, type FileEntry, type Store } from "../store/index.js";
@@ -176,17 +176,41 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
   const access = { ...host.ssh, hostKey: remote.hostKey };
   let remoteOpen = true;
   void remote.closed.then(() => (remoteOpen = false));
-  try {
-    log(`staging inputs on ${where}${resume ? ` (resuming from ${resume.name})` : ""}`);
-    const launch = trainerLaunch(cfg, ctx.backend, paths, { gpus: gpusOf(cfg, host), runId: ctx.runId, hasEval: ctx.hasEval });
+  // The other machines of a multi-node host: each gets the same inputs and starts its part of the run; node 0
+  // (`remote`) is the one watched, whose checkpoints are synced, and which a spot notice on any node is relayed to.
+  const extras: { node: HostNode; remote: RemoteHost; paths: HostPaths; job?: DetachedJob }[] = [];
+  const nodeCount = host.nodes?.length ?? 1;
+  /** Node 0's "checkpoint now" file. */
+  let relayTrigger = "";
+  const startNode = async (box: RemoteHost, boxPaths: HostPaths, rank: number, instanceId: string): Promise<DetachedJob> => {
+    const node = { rank, count: nodeCount, masterAddr: host.nodes?.[0]?.privateIp ?? "127.0.0.1" };
+    const launch = trainerLaunch(cfg, ctx.backend, boxPaths, { gpus: gpusOf(cfg, host), runId: ctx.runId, hasEval: ctx.hasEval, node });
+    if (rank === 0) relayTrigger = launch.trigger;
     const sets = [ctx.dataset, ...(ctx.model ? [ctx.model] : []), ...(resume ? [{ prefix: resume.prefix, files: resume.files, dest: `output/${resume.name}` }] : [])];
-    const fetch = await stageInputs(ctx, remote, paths, sets, launch.files);
+    const fetch = await stageInputs(ctx, box, boxPaths, sets, launch.files);
     const env: Record<string, string> = { ...launch.env, ...ctx.secrets };
-    if (ctx.imdsUrl) env.FTUNE_IMDS_URL = ctx.imdsUrl.replace("{instance_id}", host.id);
+    if (ctx.imdsUrl) env.FTUNE_IMDS_URL = ctx.imdsUrl.replace("{instance_id}", instanceId);
     // The dry-run trainer's pace (seconds per step), when the runner sets it.
     if (process.env.FTUNE_DRYRUN_STEP_SECONDS) env.FTUNE_DRYRUN_STEP_SECONDS = process.env.FTUNE_DRYRUN_STEP_SECONDS;
-    job = await startDetached(remote, { workdir: paths.work, id: "train", command: boxJobScript(paths, launch, { fetch, spotPollSeconds: ctx.spotPollSeconds, watchSpot: host.market === "spot" }), env });
+    return startDetached(box, { workdir: boxPaths.work, id: "train", command: boxJobScript(boxPaths, launch, { fetch, spotPollSeconds: ctx.spotPollSeconds, watchSpot: host.market === "spot" }), env });
+  };
+  const stopExtras = async (): Promise<void> => {
+    for (const x of extras) {
+      if (x.job) await killJob(x.remote, x.job, "TERM").catch(() => undefined);
+      await x.remote.close();
+    }
+  };
+  try {
+    log(`staging inputs on ${where}${nodeCount > 1 ? ` (${nodeCount} nodes)` : ""}${resume ? ` (resuming from ${resume.name})` : ""}`);
+    for (const [k, node] of (host.nodes ?? []).entries()) {
+      if (k === 0) continue;
+      const box = await RemoteHost.connect(node.ssh, { signal, log });
+      extras.push({ node, remote: box, paths: hostPaths(`${paths.work}-node-${k}`) });
+    }
+    for (const [i, x] of extras.entries()) x.job = await startNode(x.remote, x.paths, i + 1, x.node.id);
+    job = await startNode(remote, paths, 0, host.nodes?.[0]?.id ?? host.id);
   } catch (e) {
+    await stopExtras();
     await remote.close();
     if (e instanceof UserError) throw e;
     return lostOr(e);
@@ -241,11 +265,34 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
     }
   };
 
+  /**
+   * A spot notice on another node: the whole run dies with it, so node 0 (where rank 0 saves) is asked for the
+   * checkpoint, exactly as if its own agent had seen the notice.
+   */
+  const relayNotice = async (box: RemoteHost): Promise<void> => {
+    for (const x of extras) {
+      const r = await x.remote.exec(`cat ${q(posix.join(x.paths.work, "spot-notice.json"))} 2>/dev/null || true`, { timeoutMs: 30_000 }).catch(() => undefined);
+      const text = r?.stdout.trim();
+      if (!text) continue;
+      const listing = await box.exec(`bash -c ${q(`cd ${q(paths.output)} 2>/dev/null && for d in checkpoint-*; do [ -f "$d/trainer_state.json" ] && echo "$d"; done; true`)}`, { timeoutMs: 30_000 });
+      const steps = listing.stdout.split("\n").map((n) => checkpointStep(n.trim()) ?? 0);
+      const body = { ...(JSON.parse(text) as Record<string, unknown>), relayed_from: x.node.id, checkpoint_step_at_notice: Math.max(0, ...steps) };
+      // The trigger first (the checkpoint starts), then the marker, written whole (temp file, then renamed).
+      await box.writeFile(relayTrigger, "");
+      const marker = posix.join(paths.work, "spot-notice.json");
+      await box.writeFile(`${marker}.relay`, JSON.stringify(body), 0o600);
+      await box.exec(`mv -f ${q(`${marker}.relay`)} ${q(marker)}`, { timeoutMs: 30_000 });
+      log(`spot interruption notice on node ${x.node.id}: relayed to node 0`);
+      return;
+    }
+  };
+
   const syncLoop = async (): Promise<void> => {
     let box: RemoteHost | undefined = remote;
     while (!stopSync) {
       try {
         box ??= await RemoteHost.connect(access, { signal: watchAbort.signal, attempts: 2, log });
+        if (stepAtNotice === undefined) await relayNotice(box);
         await tick(box);
       } catch (e) {
         if (watchAbort.signal.aborted) break;
@@ -317,6 +364,7 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
     if (remoteOpen) await killJob(remote, job, "TERM").catch(() => undefined);
     throw e;
   } finally {
+    await stopExtras();
     await remote.close();
   }
 

@@ -49,9 +49,9 @@ export function ec2RunEnv(ec2: Ec2StandIn, stepSeconds: number): Record<string, 
   };
 }
 
-/** No instance and no security group may outlive a test. */
+/** No instance, security group or placement group may outlive a test. */
 export function assertNoOrphans(ec2: Ec2StandIn): void {
   ec2.clearFaults();
   const o = ec2.orphans();
-  assert.deepEqual([o.instances.map((i) => i.id), o.securityGroups.map((g) => g.groupId)], [[], []], "orphans left behind");
+  assert.deepEqual([o.instances.map((i) => i.id), o.securityGroups.map((g) => g.groupId), o.placementGroups.map((g) => g.groupName)], [[], [], []], "orphans left behind");
 }

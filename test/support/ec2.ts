@@ -78,6 +78,8 @@ export interface Ec2Subnet {
 }
 
 export interface IngressRule {
+  /** A source security group instead of a CIDR (UserIdGroupPairs, e.g. the group itself for node-to-node traffic). */
+  sourceGroupId?: string;
   ipProtocol: string;
   fromPort?: number;
   toPort?: number;
@@ -113,6 +115,8 @@ export interface EbsRequest {
 /** A RunInstances request as parsed from the form, recorded whether it succeeded or not. */
 export interface LaunchRequest {
   at: Date;
+  /** Placement.GroupName: a placement group the instances must land in. */
+  placementGroup?: string;
   imageId?: string;
   instanceType?: string;
   minCount?: number;
@@ -147,6 +151,7 @@ export interface StateReason {
 
 export interface Ec2Instance {
   id: string;
+  placementGroup?: string;
   reservationId: string;
   type: string;
   az: string;
@@ -214,7 +219,18 @@ export interface LedgerEntry {
   securityGroupIds: string[];
 }
 
+export interface Ec2PlacementGroup {
+  groupName: string;
+  groupId: string;
+  strategy: string;
+  tags: Record<string, string>;
+  createdAt: Date;
+  deletedAt?: Date;
+}
+
 export interface Orphans {
+  /** Every placement group not deleted. */
+  placementGroups: Ec2PlacementGroup[];
   /** Every instance not terminated (pending, running, shutting-down, stopping, stopped). */
   instances: LedgerEntry[];
   /** Every non-default security group not deleted. */
@@ -570,6 +586,7 @@ export async function startEc2StandIn(opts: Ec2StandInOptions = {}): Promise<Ec2
   const internal = new Map<string, Internal>();
   const reservations = new Map<string, { id: string; instanceIds: string[] }>();
   const securityGroups: Record<string, Ec2SecurityGroup> = {};
+  const placementGroups: Record<string, Ec2PlacementGroup> = {};
   const defaultGroupId = `sg-0${hex(16)}`;
   securityGroups[defaultGroupId] = {
     groupId: defaultGroupId,
@@ -761,7 +778,7 @@ export async function startEc2StandIn(opts: Ec2StandInOptions = {}): Promise<Ec2
       el("amiLaunchIndex", 0),
       el("instanceType", i.type),
       el("launchTime", i.launchedAt),
-      el("placement", [raw(el("availabilityZone", i.az)), raw(el("groupName", "")), raw(el("tenancy", "default"))]),
+      el("placement", [raw(el("availabilityZone", i.az)), raw(el("groupName", i.placementGroup ?? "")), raw(el("tenancy", "default"))]),
       el("monitoring", [raw(el("state", "disabled"))]),
       i.state === "terminated" ? "" : el("subnetId", i.subnetId),
       i.state === "terminated" ? "" : el("vpcId", i.vpcId),
@@ -874,6 +891,7 @@ export async function startEc2StandIn(opts: Ec2StandInOptions = {}): Promise<Ec2
       userData,
       subnetId: f.get("SubnetId"),
       availabilityZone: f.get("Placement.AvailabilityZone"),
+      placementGroup: f.get("Placement.GroupName"),
       securityGroupIds: f.strings("SecurityGroupId"),
       market,
       spotOptions:
@@ -961,6 +979,10 @@ export async function startEc2StandIn(opts: Ec2StandInOptions = {}): Promise<Ec2
       if (!azs.includes(launch.availabilityZone)) throw new ApiError("InvalidParameterValue", `Invalid availability zone: [${launch.availabilityZone}]`);
       subnet = subnets.find((s) => s.az === launch.availabilityZone && s.defaultForAz);
     }
+    if (launch.placementGroup !== undefined) {
+      const pg = placementGroups[launch.placementGroup];
+      if (!pg || pg.deletedAt) throw new ApiError("InvalidPlacementGroup.Unknown", `The Placement Group '${launch.placementGroup}' is unknown.`);
+    }
     const groupIds = launch.securityGroupIds.length > 0 ? launch.securityGroupIds : [defaultGroupId];
     for (const g of groupIds) {
       const group = groupOf(g);
@@ -1005,6 +1027,7 @@ export async function startEc2StandIn(opts: Ec2StandInOptions = {}): Promise<Ec2
         state: "pending",
         stateTransitionReason: "",
         tags: { ...launch.tagSpecifications["instance"] },
+        placementGroup: launch.placementGroup,
         securityGroupIds: groupIds,
         launchedAt: new Date(),
         launch,
@@ -1327,6 +1350,42 @@ export async function startEc2StandIn(opts: Ec2StandInOptions = {}): Promise<Ec2
     );
   }
 
+  function placementGroupXml(g: Ec2PlacementGroup): string {
+    return el("groupName", g.groupName) + el("groupId", g.groupId) + el("strategy", g.strategy) + el("state", g.deletedAt ? "deleted" : "available") + tagSet(g.tags);
+  }
+
+  function createPlacementGroup(f: Form): string {
+    const name = f.required("GroupName");
+    const strategy = f.get("Strategy") ?? "cluster";
+    if (!["cluster", "spread", "partition"].includes(strategy)) throw new ApiError("InvalidParameterValue", `Value (${strategy}) for parameter strategy is invalid.`);
+    if (placementGroups[name] && !placementGroups[name].deletedAt) throw new ApiError("InvalidPlacementGroup.Duplicate", `The Placement Group '${name}' already exists.`);
+    const specs = f.tagSpecifications();
+    for (const t of Object.keys(specs)) if (t !== "placement-group") throw new ApiError("InvalidParameterValue", `'${t}' is not a valid taggable resource type for this operation.`);
+    const g: Ec2PlacementGroup = { groupName: name, groupId: `pg-0${hex(16)}`, strategy, tags: { ...specs["placement-group"] }, createdAt: new Date() };
+    placementGroups[name] = g;
+    return el("placementGroup", [raw(placementGroupXml(g))]);
+  }
+
+  function deletePlacementGroup(f: Form): string {
+    const name = f.required("GroupName");
+    const g = placementGroups[name];
+    if (!g || g.deletedAt) throw new ApiError("InvalidPlacementGroup.Unknown", `The Placement Group '${name}' is unknown.`);
+    if (Object.values(instances).some((i) => i.placementGroup === name && i.state !== "terminated")) {
+      throw new ApiError("InvalidPlacementGroup.InUse", `The placement group '${name}' is in use and may not be deleted.`);
+    }
+    g.deletedAt = new Date();
+    return el("return", true);
+  }
+
+  function describePlacementGroups(f: Form): string {
+    const names = f.strings("GroupName");
+    const filters = f.filters();
+    const keep = Object.values(placementGroups).filter(
+      (g) => !g.deletedAt && (names.length === 0 || names.includes(g.groupName)) && filters.every(({ name, values }) => tagFilter(name, values, g.tags) ?? (name === "group-name" ? values.includes(g.groupName) : true)),
+    );
+    return set("placementGroupSet", keep.map(placementGroupXml));
+  }
+
   function createSecurityGroup(f: Form): string {
     const name = f.required("GroupName");
     const description = f.required("GroupDescription");
@@ -1360,8 +1419,14 @@ export async function startEc2StandIn(opts: Ec2StandInOptions = {}): Promise<Ec2
       const p = `IpPermissions.${n}`;
       const proto = f.get(`${p}.IpProtocol`) ?? "-1";
       const ranges = f.indices(`${p}.IpRanges`);
-      if (ranges.length === 0) throw new ApiError("InvalidParameterValue", "The request must contain a source: IpRanges, Ipv6Ranges, PrefixListIds or UserIdGroupPairs");
+      const pairs = f.indices(`${p}.Groups`);
+      if (ranges.length === 0 && pairs.length === 0) throw new ApiError("InvalidParameterValue", "The request must contain a source: IpRanges, Ipv6Ranges, PrefixListIds or UserIdGroupPairs");
       for (const m of ranges) add(proto, f.int(`${p}.FromPort`), f.int(`${p}.ToPort`), f.get(`${p}.IpRanges.${m}.CidrIp`), f.get(`${p}.IpRanges.${m}.Description`));
+      for (const m of pairs) {
+        const source = groupOf(f.required(`${p}.Groups.${m}.GroupId`)).groupId;
+        if (proto !== "-1" && (f.int(`${p}.FromPort`) === undefined || f.int(`${p}.ToPort`) === undefined)) throw new ApiError("MissingParameter", "The request must contain the parameter FromPort/ToPort");
+        rules.push({ ipProtocol: proto, fromPort: f.int(`${p}.FromPort`), toPort: f.int(`${p}.ToPort`), sourceGroupId: source, description: f.get(`${p}.Groups.${m}.Description`), ruleId: `sgr-0${hex(16)}` });
+      }
     }
     if (f.get("IpProtocol") !== undefined) add(f.get("IpProtocol") as string, f.int("FromPort"), f.int("ToPort"), f.get("CidrIp"), undefined);
     if (rules.length === 0) throw new ApiError("MissingParameter", "The request must contain the parameter IpPermissions");
@@ -1484,6 +1549,9 @@ export async function startEc2StandIn(opts: Ec2StandInOptions = {}): Promise<Ec2
     DescribeSecurityGroups: describeSecurityGroups,
     CreateTags: createTags,
     GetConsoleOutput: getConsoleOutput,
+    CreatePlacementGroup: createPlacementGroup,
+    DeletePlacementGroup: deletePlacementGroup,
+    DescribePlacementGroups: describePlacementGroups,
   };
 
   // ---------------------------------------------------------------- EC2 server
@@ -1638,6 +1706,7 @@ export async function startEc2StandIn(opts: Ec2StandInOptions = {}): Promise<Ec2
         .filter((i) => i.state !== "terminated")
         .map(entry),
       securityGroups: Object.values(securityGroups).filter((g) => !g.isDefault && !g.deletedAt),
+      placementGroups: Object.values(placementGroups).filter((g) => !g.deletedAt),
     }),
     failCapacity(fault) {
       faults.push({ ...fault });
