@@ -91,45 +91,32 @@ export async function cleanup(ec2: EC2Client, opts: CleanupOptions = {}): Promis
       await new Promise((resolve) => setTimeout(resolve, opts.pollMs ?? 3000));
     }
   }
-  // Placement groups of multi-node runs: deletable once no instance is in them.
-  const placement = await ec2.send(new DescribePlacementGroupsCommand({ Filters: runFilter }));
-  for (const g of placement.PlacementGroups ?? []) {
-    const runId = tag(g.Tags, TAG.runId);
-    const item: CleanupItem = { kind: "placement-group", id: g.GroupName!, runId, action: "kept", why: "its run still has an instance" };
+  // Groups (placement groups of multi-node runs, security groups) go once no live instance of their run holds them.
+  const removeGroup = async (kind: CleanupItem["kind"], id: string, runId: string | undefined, del: () => Promise<unknown>): Promise<void> => {
+    const item: CleanupItem = { kind, id, runId, action: "kept", why: "its run still has an instance" };
     if (!runId || !liveRuns.has(runId)) {
       item.why = "no live instance of its run";
       if (opts.dryRun) item.action = "would delete";
       else {
         try {
-          await ec2.send(new DeletePlacementGroupCommand({ GroupName: g.GroupName }));
+          await del();
           item.action = "deleted";
         } catch (e) {
+          // Still held by an instance that is shutting down: the next scheduled run removes it.
           item.action = "failed";
           item.why += `; ${(e as Error).name}: ${(e as Error).message}`;
         }
       }
     }
     out.push(item);
+  };
+  const placement = await ec2.send(new DescribePlacementGroupsCommand({ Filters: runFilter }));
+  for (const g of placement.PlacementGroups ?? []) {
+    await removeGroup("placement-group", g.GroupName!, tag(g.Tags, TAG.runId), () => ec2.send(new DeletePlacementGroupCommand({ GroupName: g.GroupName })));
   }
   const groups = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: runFilter }));
   for (const g of groups.SecurityGroups ?? []) {
-    const runId = tag(g.Tags, TAG.runId);
-    const item: CleanupItem = { kind: "security-group", id: g.GroupId!, runId, action: "kept", why: "its run still has an instance" };
-    if (!runId || !liveRuns.has(runId)) {
-      item.why = "no live instance of its run";
-      if (opts.dryRun) item.action = "would delete";
-      else {
-        try {
-          await ec2.send(new DeleteSecurityGroupCommand({ GroupId: g.GroupId }));
-          item.action = "deleted";
-        } catch (e) {
-          // Still attached to an instance that is shutting down: the next scheduled run removes it.
-          item.action = "failed";
-          item.why += `; ${(e as Error).name}: ${(e as Error).message}`;
-        }
-      }
-    }
-    out.push(item);
+    await removeGroup("security-group", g.GroupId!, tag(g.Tags, TAG.runId), () => ec2.send(new DeleteSecurityGroupCommand({ GroupId: g.GroupId })));
   }
   return out;
 }

@@ -275,19 +275,9 @@ export class Ec2Provider implements Provider {
     return host.resources.instances ? host.resources.instances.split(",") : [host.id];
   }
 
-  private async deletePlacementGroup(name: string): Promise<void> {
-    const deadline = Date.now() + this.bootTimeoutMs;
-    for (;;) {
-      try {
-        await this.ec2.send(new DeletePlacementGroupCommand({ GroupName: name }));
-        return;
-      } catch (e) {
-        const code = errorCode(e);
-        if (code === "InvalidPlacementGroup.Unknown") return;
-        if (code !== "InvalidPlacementGroup.InUse" || Date.now() > deadline) throw e;
-        await sleep(this.pollMs);
-      }
-    }
+  private deletePlacementGroup(name: string): Promise<void> {
+    // The group is in use until every instance in it is fully terminated.
+    return this.deleteWhenFree(() => this.ec2.send(new DeletePlacementGroupCommand({ GroupName: name })), "InvalidPlacementGroup.Unknown", "InvalidPlacementGroup.InUse");
   }
 
   /** The ED25519 host key fingerprint cloud-init prints on the console (the key itself never leaves the box). */
@@ -322,21 +312,27 @@ export class Ec2Provider implements Provider {
     }
   }
 
-  private async deleteGroup(id: string): Promise<void> {
+  private deleteGroup(id: string): Promise<void> {
+    // The group stays attached until the instance is fully terminated.
+    return this.deleteWhenFree(() => this.ec2.send(new DeleteSecurityGroupCommand({ GroupId: id })), "InvalidGroup.NotFound", "DependencyViolation");
+  }
+
+  /** Deletes something that cannot go while an instance still holds it: retried on `busy`, done on `gone`. */
+  private async deleteWhenFree(del: () => Promise<unknown>, gone: string, busy: string): Promise<void> {
     const deadline = Date.now() + this.bootTimeoutMs;
     for (;;) {
       try {
-        await this.ec2.send(new DeleteSecurityGroupCommand({ GroupId: id }));
+        await del();
         return;
       } catch (e) {
         const code = errorCode(e);
-        if (code === "InvalidGroup.NotFound") return;
-        // The group stays attached until the instance is fully terminated.
-        if (code !== "DependencyViolation" || Date.now() > deadline) throw e;
+        if (code === gone) return;
+        if (code !== busy || Date.now() > deadline) throw e;
         await sleep(this.pollMs);
       }
     }
   }
+
 
   async release(host: Host, opts: { quick?: boolean } = {}): Promise<void> {
     const ids = this.instanceIds(host);
