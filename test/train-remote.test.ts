@@ -249,7 +249,12 @@ describe("ftune train on several nodes (ec2 stand-in)", () => {
     const launch = ec2.launches.find((l) => l.instanceIds?.includes(rec.attempts[0]!.host))!;
     assert.equal(launch.instanceIds!.length, 2, "one RunInstances for both nodes");
     assert.match(launch.placementGroup ?? "", /^ftune-.+-1$/);
-    assert.ok(rec.attempts[0]!.gpu_seconds! > 0);
+    const a = rec.attempts[0] as Attempt & { nodes: string[] };
+    assert.deepEqual(a.nodes, launch.instanceIds, "both machines recorded");
+    // Both machines are billed: GPU time is 2 machines x 1 GPU x the time from launch to release.
+    const t = a as unknown as { launched_at: string; ended_at: string };
+    const seconds = (Date.parse(t.ended_at) - Date.parse(t.launched_at)) / 1000;
+    assert.ok(Math.abs(a.gpu_seconds! - 2 * seconds) <= 1, `${a.gpu_seconds} GPU-seconds over ${seconds} s on 2 x 1 GPU`);
     assertWholeCurve(await historySteps(rec.run_id));
   });
 

@@ -27,12 +27,17 @@ export type EndReason = "completed" | "spot-interruption" | "host-lost" | "train
 export interface AttemptRecord {
   attempt: number;
   provider: Host["provider"];
+  /** Node 0's id (the one instance for a single node). */
   host?: string;
+  /** Every machine, node 0 first, when the host is several nodes. */
+  nodes?: string[];
   instance_type?: string;
   availability_zone?: string;
   market?: Host["market"];
   price_per_hour?: number | null;
   started_at: string;
+  /** When the instance(s) were launched: billing starts here. */
+  launched_at?: string;
   acquired_at?: string;
   staged_at?: string;
   ended_at?: string;
@@ -143,15 +148,17 @@ export async function trainRemote(ctx: RemoteTrainContext): Promise<void> {
 function finishAttempt(att: AttemptRecord, host: Host | undefined, gpus: number): void {
   att.ended_at = new Date().toISOString();
   if (!host) return;
-  // Billing runs from launch to termination; the host was released (or lost) by now.
+  // Billing runs from launch to termination, for every machine of the host; it was released (or lost) by now.
   const seconds = Math.max(0, (Date.parse(att.ended_at) - Date.parse(host.launchedAt)) / 1000);
-  att.gpu_seconds = Math.round(seconds * (host.instanceType ? (PRICE_TABLE.instances[host.instanceType]?.gpus ?? 0) : gpus));
-  if (host.pricePerHour !== undefined) att.cost_usd = Math.round((seconds / 3600) * host.pricePerHour * 10000) / 10000;
+  const machines = host.nodes?.length ?? 1;
+  att.gpu_seconds = Math.round(seconds * machines * (host.instanceType ? (PRICE_TABLE.instances[host.instanceType]?.gpus ?? 0) : gpus));
+  if (host.pricePerHour !== undefined) att.cost_usd = Math.round((seconds / 3600) * host.pricePerHour * machines * 10000) / 10000;
 }
 
 async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, resume: StoredCheckpoint | undefined, signal: AbortSignal): Promise<Outcome> {
   const { cfg, log } = ctx;
-  Object.assign(att, { host: host.id, instance_type: host.instanceType, availability_zone: host.availabilityZone, market: host.market, price_per_hour: host.pricePerHour ?? null, acquired_at: new Date().toISOString() });
+  if (host.nodes) att.nodes = host.nodes.map((n) => n.id);
+  Object.assign(att, { launched_at: host.launchedAt, host: host.id, instance_type: host.instanceType, availability_zone: host.availabilityZone, market: host.market, price_per_hour: host.pricePerHour ?? null, acquired_at: new Date().toISOString() });
   await ctx.save();
   if (!host.ssh) throw new InfraError(`${host.provider} host ${host.id} has no SSH access`);
   const where = `${host.provider} host ${host.id}${host.instanceType ? ` (${host.market} ${host.instanceType}${host.availabilityZone ? ` in ${host.availabilityZone}` : ""})` : ""}`;
