@@ -108,12 +108,12 @@ describe("axolotl config", () => {
     assert.match(own.command, /ghcr\.io\/me\/axolotl@sha256:a{64} axolotl train/);
   });
 
-  it("multi-node: torchrun's c10d rendezvous on node 0, the host network, accumulation over every GPU of every node", () => {
+  it("multi-node: torchrun's static rendezvous on node 0 (node 0 is rank 0), the host network, accumulation over every GPU of every node", () => {
     const p = hostPaths("/opt/ftune/RUN/attempt-1");
     const cfg = seed(["compute.nodes=2"]);
     const rank1 = trainerLaunch(cfg, "axolotl", p, { gpus: 4, runId: "RUN", hasEval: true, node: { rank: 1, count: 2, masterAddr: "10.0.1.5" } });
     assert.match(rank1.command, /--network=host /);
-    assert.match(rank1.command, /--launcher torchrun -- --nnodes=2 --node_rank=1 --nproc_per_node=4 --rdzv_backend=c10d --rdzv_endpoint=10\.0\.1\.5:29400 --rdzv_id=RUN$/m);
+    assert.match(rank1.command, /--launcher torchrun -- --nnodes=2 --node_rank=1 --nproc_per_node=4 --master_addr=10\.0\.1\.5 --master_port=29400$/m);
     assert.equal((parse(rank1.files["axolotl.yaml"]!) as { gradient_accumulation_steps: number }).gradient_accumulation_steps, 4, "128 / (4 micro x 4 GPUs x 2 nodes)");
     assert.deepEqual([rank1.env.FTUNE_NODE_RANK, rank1.env.FTUNE_NUM_NODES, rank1.env.FTUNE_MASTER_ADDR, rank1.env.FTUNE_MASTER_PORT], ["1", "2", "10.0.1.5", "29400"]);
     // Several machines exist only on ec2, where they are launched together.

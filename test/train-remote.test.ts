@@ -263,7 +263,8 @@ describe("ftune train on several nodes (ec2 stand-in)", () => {
     let interrupted = false;
     const r = await ftuneAsync(["train", config(), "--dry-run", "--set", "compute.nodes=2", "--json"], {
       cwd: work,
-      env: env(0.1),
+      // Slow enough that the run cannot finish within the notice: the relay, not the clock, must end the attempt.
+      env: env(0.2),
       onStderrLine: (line) => {
         second ??= /ec2: launched \S+ \S+ i-[0-9a-f]+, (i-[0-9a-f]+)/.exec(line)?.[1];
         if (!interrupted && second && /train: step 1[4-9]\//.test(line)) {

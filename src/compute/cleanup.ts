@@ -92,9 +92,14 @@ export async function cleanup(ec2: EC2Client, opts: CleanupOptions = {}): Promis
     }
   }
   // Groups (placement groups of multi-node runs, security groups) go once no live instance of their run holds them.
-  const removeGroup = async (kind: CleanupItem["kind"], id: string, runId: string | undefined, del: () => Promise<unknown>): Promise<void> => {
-    const item: CleanupItem = { kind, id, runId, action: "kept", why: "its run still has an instance" };
-    if (!runId || !liveRuns.has(runId)) {
+  const removeGroup = async (kind: CleanupItem["kind"], id: string, tags: Tag[] | undefined, del: () => Promise<unknown>): Promise<void> => {
+    const runId = tag(tags, TAG.runId);
+    const expiresAt = tag(tags, TAG.expiresAt);
+    const item: CleanupItem = { kind, id, runId, expiresAt, action: "kept", why: "its run still has an instance" };
+    // A run that is still acquiring has its groups but no instance yet: on a schedule, only expired runs' groups go.
+    const young = !opts.runId && expiresAt !== undefined && !(Date.parse(expiresAt) <= now.getTime());
+    if (young && (!runId || !liveRuns.has(runId))) item.why = `its run may still be starting (expires at ${expiresAt})`;
+    else if (!runId || !liveRuns.has(runId)) {
       item.why = "no live instance of its run";
       if (opts.dryRun) item.action = "would delete";
       else {
@@ -110,13 +115,13 @@ export async function cleanup(ec2: EC2Client, opts: CleanupOptions = {}): Promis
     }
     out.push(item);
   };
-  const placement = await ec2.send(new DescribePlacementGroupsCommand({ Filters: runFilter }));
+  const placement = await ec2.send(new DescribePlacementGroupsCommand({ Filters: [...runFilter, { Name: "state", Values: ["available"] }] }));
   for (const g of placement.PlacementGroups ?? []) {
-    await removeGroup("placement-group", g.GroupName!, tag(g.Tags, TAG.runId), () => ec2.send(new DeletePlacementGroupCommand({ GroupName: g.GroupName })));
+    await removeGroup("placement-group", g.GroupName!, g.Tags, () => ec2.send(new DeletePlacementGroupCommand({ GroupName: g.GroupName })));
   }
   const groups = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: runFilter }));
   for (const g of groups.SecurityGroups ?? []) {
-    await removeGroup("security-group", g.GroupId!, tag(g.Tags, TAG.runId), () => ec2.send(new DeleteSecurityGroupCommand({ GroupId: g.GroupId })));
+    await removeGroup("security-group", g.GroupId!, g.Tags, () => ec2.send(new DeleteSecurityGroupCommand({ GroupId: g.GroupId })));
   }
   return out;
 }

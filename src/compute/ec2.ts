@@ -164,12 +164,6 @@ export class Ec2Provider implements Provider {
     const sg = await this.securityGroup(spec, expiresAt, spec.subnets[0]);
     const resources: Record<string, string> = { securityGroup: sg };
     const nodes = spec.nodes ?? 1;
-    if (nodes > 1) {
-      // Launched together into one cluster placement group: low latency between the nodes, and all or nothing.
-      const name = `ftune-${spec.runId}-${spec.attempt ?? 1}`.slice(0, 255);
-      await this.ec2.send(new CreatePlacementGroupCommand({ GroupName: name, Strategy: "cluster", TagSpecifications: [{ ResourceType: "placement-group", Tags: this.tags(spec, expiresAt) }] }));
-      resources.placementGroup = name;
-    }
     const placements: { az?: string; subnet?: string }[] = spec.subnets.length
       ? spec.subnets.map((subnet) => ({ subnet }))
       : spec.availabilityZones.length
@@ -181,6 +175,12 @@ export class Ec2Provider implements Provider {
     let launched: Instance[] = [];
     let market: "spot" | "on-demand" = "spot";
     try {
+      if (nodes > 1) {
+        // Launched together into one cluster placement group: low latency between the nodes, and all or nothing.
+        const name = `ftune-${spec.runId}-${spec.attempt ?? 1}`.slice(0, 255);
+        await this.ec2.send(new CreatePlacementGroupCommand({ GroupName: name, Strategy: "cluster", TagSpecifications: [{ ResourceType: "placement-group", Tags: this.tags(spec, expiresAt) }] }));
+        resources.placementGroup = name;
+      }
       // Every (type, placement) pair in the configured order, except that pools which just lost a host go last.
       const avoided = (type: string, p: { az?: string }): boolean => (spec.avoid ?? []).some((a) => a.instanceType === type && (!a.availabilityZone || !p.az || a.availabilityZone === p.az));
       const pools = spec.instanceTypes.flatMap((type) => placements.map((p) => ({ type, p })));
@@ -338,13 +338,33 @@ export class Ec2Provider implements Provider {
     const ids = this.instanceIds(host);
     try {
       await this.ec2.send(new TerminateInstancesCommand({ InstanceIds: ids }));
-      if (opts.quick) return;
-      for (const id of ids) await this.waitFor(id, "terminated");
     } catch (e) {
       if (errorCode(e) !== "InvalidInstanceID.NotFound") throw e;
+      // One unknown id fails the whole call (right after launch an id may not be visible yet): one by one, and a
+      // missing one again after a pause, so no node is left running because of another.
+      for (const id of ids) {
+        await this.ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] })).catch(async (err: unknown) => {
+          if (errorCode(err) !== "InvalidInstanceID.NotFound") throw err;
+          await sleep(this.pollMs);
+          await this.ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] })).catch((again: unknown) => {
+            if (errorCode(again) !== "InvalidInstanceID.NotFound") throw again;
+          });
+        });
+      }
     }
-    if (host.resources.securityGroup) await this.deleteGroup(host.resources.securityGroup);
-    if (host.resources.placementGroup) await this.deletePlacementGroup(host.resources.placementGroup);
+    if (opts.quick) return;
+    for (const id of ids) {
+      await this.waitFor(id, "terminated").catch((e: unknown) => {
+        if (errorCode(e) !== "InvalidInstanceID.NotFound") throw e;
+      });
+    }
+    // Both groups are tried even if one fails: each leftover counts against a per-region limit.
+    const deletes = await Promise.allSettled([
+      host.resources.securityGroup ? this.deleteGroup(host.resources.securityGroup) : Promise.resolve(),
+      host.resources.placementGroup ? this.deletePlacementGroup(host.resources.placementGroup) : Promise.resolve(),
+    ]);
+    const failed = deletes.find((d): d is PromiseRejectedResult => d.status === "rejected");
+    if (failed) throw failed.reason;
   }
 
   /** The worst state among the host's nodes: one lost node is a lost host. */

@@ -148,6 +148,11 @@ export function semanticDiagnostics(resolved: unknown, raw: unknown, locate: Loc
   if (nodes !== undefined && nodes > 1 && at(["compute", "provider"]) !== "ec2") {
     error(["compute", "nodes"], `${nodes} machines need compute.provider ec2 (they are launched together into one placement group); an ssh box or this machine is one node`);
   }
+  const types = at(["compute", "instance_types"]);
+  const burstable = Array.isArray(types) ? types.filter((t) => typeof t === "string" && /^t\d[a-z]*\./.test(t)) : [];
+  if (nodes !== undefined && nodes > 1 && burstable.length) {
+    error(["compute", "instance_types"], `${burstable.join(", ")}: a cluster placement group (how several nodes are launched) does not take burstable t* types; use e.g. c5.large for a dry run`);
+  }
   // axolotl drops keys it does not know without a word: a typo in trainer.extra would silently change nothing.
   const extra = at(["trainer", "extra"]);
   if (isPlainObject(extra)) {

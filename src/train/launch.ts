@@ -54,7 +54,7 @@ export interface NodeRole {
   masterAddr: string;
 }
 
-/** torchrun's c10d rendezvous port on node 0 (axolotl's documented default). */
+/** Where node 0 listens for the other nodes (torchrun --master_port). */
 export const RENDEZVOUS_PORT = 29400;
 
 export function trainerLaunch(cfg: FtuneConfig, backend: Backend, paths: HostPaths, opts: { gpus: number; runId: string; hasEval: boolean; node?: NodeRole }): TrainerLaunch {
@@ -83,7 +83,9 @@ export function trainerLaunch(cfg: FtuneConfig, backend: Backend, paths: HostPat
   const yaml = renderAxolotlYaml(cfg, { modelDir: paths.model, dataDir: paths.data, outputDir: paths.output }, opts.gpus * node.count, opts.hasEval);
   const torchrun =
     node.count > 1
-      ? `--nnodes=${node.count} --node_rank=${node.rank} --nproc_per_node=${opts.gpus} --rdzv_backend=c10d --rdzv_endpoint=${node.masterAddr}:${RENDEZVOUS_PORT} --rdzv_id=${q(opts.runId)}`
+      ? // The static rendezvous: node_rank is honoured, so node 0 runs global rank 0 (the one that saves checkpoints,
+        // writes the adapter and reads the checkpoint trigger). c10d would hand ranks out in host-name order.
+        `--nnodes=${node.count} --node_rank=${node.rank} --nproc_per_node=${opts.gpus} --master_addr=${node.masterAddr} --master_port=${RENDEZVOUS_PORT}`
       : `--nproc_per_node=${opts.gpus}`;
   const name = `ftune-${opts.runId}`.replace(/[^A-Za-z0-9_.-]/g, "-");
   const mount = q(`${paths.work}:${paths.work}`);

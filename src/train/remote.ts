@@ -94,6 +94,9 @@ export interface RemoteTrainContext {
   imdsUrl?: string;
 }
 
+/** Another node's part of the run ended on its own: the run cannot go on (not a lost host, not retried here). */
+class NodeFailed extends Error {}
+
 type Outcome = { kind: "completed" } | { kind: "lost"; reason: "spot-interruption" | "host-lost"; detail: string };
 
 
@@ -189,7 +192,8 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
   const nodeCount = host.nodes?.length ?? 1;
   /** Node 0's "checkpoint now" file. */
   let relayTrigger = "";
-  const startNode = async (box: RemoteHost, boxPaths: HostPaths, rank: number, instanceId: string): Promise<DetachedJob> => {
+  /** Stages a node's inputs and returns how to start its part of the run (all nodes are staged before any starts). */
+  const stageNode = async (box: RemoteHost, boxPaths: HostPaths, rank: number, instanceId: string): Promise<() => Promise<DetachedJob>> => {
     const node = { rank, count: nodeCount, masterAddr: host.nodes?.[0]?.privateIp ?? "127.0.0.1" };
     const launch = trainerLaunch(cfg, ctx.backend, boxPaths, { gpus: gpusOf(cfg, host), runId: ctx.runId, hasEval: ctx.hasEval, node });
     if (rank === 0) relayTrigger = launch.trigger;
@@ -199,7 +203,7 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
     if (ctx.imdsUrl) env.FTUNE_IMDS_URL = ctx.imdsUrl.replace("{instance_id}", instanceId);
     // The dry-run trainer's pace (seconds per step), when the runner sets it.
     if (process.env.FTUNE_DRYRUN_STEP_SECONDS) env.FTUNE_DRYRUN_STEP_SECONDS = process.env.FTUNE_DRYRUN_STEP_SECONDS;
-    return startDetached(box, { workdir: boxPaths.work, id: "train", command: boxJobScript(boxPaths, launch, { fetch, spotPollSeconds: ctx.spotPollSeconds, watchSpot: host.market === "spot" }), env });
+    return () => startDetached(box, { workdir: boxPaths.work, id: "train", command: boxJobScript(boxPaths, launch, { fetch, spotPollSeconds: ctx.spotPollSeconds, watchSpot: host.market === "spot" }), env });
   };
   const stopExtras = async (): Promise<void> => {
     for (const x of extras) {
@@ -214,8 +218,11 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
       const box = await RemoteHost.connect(node.ssh, { signal, log });
       extras.push({ node, remote: box, paths: hostPaths(`${paths.work}-node-${k}`) });
     }
-    for (const [i, x] of extras.entries()) x.job = await startNode(x.remote, x.paths, i + 1, x.node.id);
-    job = await startNode(remote, paths, 0, host.nodes?.[0]?.id ?? host.id);
+    const starts = [];
+    for (const [i, x] of extras.entries()) starts.push(await stageNode(x.remote, x.paths, i + 1, x.node.id));
+    const startNode0 = await stageNode(remote, paths, 0, host.nodes?.[0]?.id ?? host.id);
+    for (const [i, x] of extras.entries()) x.job = await starts[i]!();
+    job = await startNode0();
   } catch (e) {
     await stopExtras();
     await remote.close();
@@ -276,11 +283,25 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
    * A spot notice on another node: the whole run dies with it, so node 0 (where rank 0 saves) is asked for the
    * checkpoint, exactly as if its own agent had seen the notice.
    */
+  let relayed = false;
+  /** An extra node's command, over a new connection if its one dropped. */
+  const onExtra = async (x: (typeof extras)[number], command: string): Promise<string> => {
+    try {
+      return (await x.remote.exec(command, { timeoutMs: 30_000 })).stdout;
+    } catch {
+      await x.remote.close();
+      x.remote = await RemoteHost.connect(x.node.ssh, { signal: watchAbort.signal, attempts: 2, log });
+      return (await x.remote.exec(command, { timeoutMs: 30_000 })).stdout;
+    }
+  };
   const relayNotice = async (box: RemoteHost): Promise<void> => {
+    if (relayed) return;
     for (const x of extras) {
-      const r = await x.remote.exec(`cat ${q(posix.join(x.paths.work, "spot-notice.json"))} 2>/dev/null || true`, { timeoutMs: 30_000 }).catch(() => undefined);
-      const text = r?.stdout.trim();
+      const text = (await onExtra(x, `cat ${q(posix.join(x.paths.work, "spot-notice.json"))} 2>/dev/null || true`).catch(() => "")).trim();
       if (!text) continue;
+      relayed = true;
+      // Node 0's own agent may have seen the notice too: then its marker (and its checkpoint step) stands.
+      if ((await box.exec(`test -e ${q(posix.join(paths.work, "spot-notice.json"))}`, { timeoutMs: 30_000 })).code === 0) return;
       const listing = await box.exec(`bash -c ${q(`cd ${q(paths.output)} 2>/dev/null && for d in checkpoint-*; do [ -f "$d/trainer_state.json" ] && echo "$d"; done; true`)}`, { timeoutMs: 30_000 });
       const steps = listing.stdout.split("\n").map((n) => checkpointStep(n.trim()) ?? 0);
       const body = { ...(JSON.parse(text) as Record<string, unknown>), relayed_from: x.node.id, checkpoint_step_at_notice: Math.max(0, ...steps) };
@@ -294,6 +315,22 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
     }
   };
 
+  /**
+   * The other nodes' health, every few rounds: a lost machine or a part of the run that ended leaves node 0 waiting
+   * in a collective (NCCL, the rendezvous) for a long timeout while every machine is billed.
+   */
+  let round = 0;
+  const checkExtras = async (): Promise<void> => {
+    if (!extras.length || ++round % 5 !== 0) return;
+    const s = await ctx.provider.status(host);
+    if (s.state === "stopping" || s.state === "terminated") throw new InfraError(`a node of ${where} went ${s.state}`);
+    for (const [i, x] of extras.entries()) {
+      if (!x.job) continue;
+      const state = (await onExtra(x, `d=${q(x.job.dir)}; [ -f "$d/job.exit" ] && echo "exit $(cat "$d/job.exit")" || echo running`).catch(() => "unknown")).trim();
+      if (state.startsWith("exit ")) throw new NodeFailed(`node ${i + 1} (${x.node.id}) of ${where}: its part of the run ended (${state}) while node 0 trains; see ${x.job.dir}/job.log there`);
+    }
+  };
+
   const syncLoop = async (): Promise<void> => {
     let box: RemoteHost | undefined = remote;
     while (!stopSync) {
@@ -301,6 +338,7 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
         box ??= await RemoteHost.connect(access, { signal: watchAbort.signal, attempts: 2, log });
         if (stepAtNotice === undefined) await relayNotice(box);
         await tick(box);
+        await checkExtras();
       } catch (e) {
         if (watchAbort.signal.aborted) break;
         if (!(e instanceof ConnectionLost) && !(e instanceof InfraError)) throw e;
