@@ -170,11 +170,12 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
   const lostOr = async (e: unknown): Promise<Outcome> => {
     const s = await ctx.provider.status(host).catch(() => ({ state: "unknown" as const, reason: undefined }));
     if (s.state === "stopping" || s.state === "terminated") {
-      return { kind: "lost", reason: noticeSeen || s.reason === "Server.SpotInstanceTermination" ? "spot-interruption" : "host-lost", detail: `${where} went ${s.state}${s.reason ? ` (${s.reason})` : ""}` };
+      return { kind: "lost", reason: stepAtNotice !== undefined || s.reason === "Server.SpotInstanceTermination" ? "spot-interruption" : "host-lost", detail: `${where} went ${s.state}${s.reason ? ` (${s.reason})` : ""}` };
     }
     throw e;
   };
-  let noticeSeen = false;
+  /** The newest checkpoint step on node 0 when a spot notice was seen (undefined: no notice): any later one is kept. */
+  let stepAtNotice: number | undefined;
   const paths = hostPaths(posix.join(host.workdir, ctx.runId, `attempt-${att.attempt}`));
   let remote: RemoteHost;
   let job: DetachedJob;
@@ -240,8 +241,6 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
   let noticeCheckpoint: string | undefined;
   let hostGone: Outcome | undefined;
   const synced = new Set<string>(resume ? [resume.name] : []);
-  /** The newest checkpoint step when the agent saw the notice: any later checkpoint is the one to keep. */
-  let stepAtNotice: number | undefined;
 
   /** One look at the box: the notice marker and the complete checkpoints; syncs the newest new one. */
   const tick = async (box: RemoteHost): Promise<void> => {
@@ -257,14 +256,13 @@ async function attempt(ctx: RemoteTrainContext, host: Host, att: AttemptRecord, 
       const body = JSON.parse(notice.slice(7)) as { time?: string; noticed_at?: string; checkpoint_step_at_notice?: number; stopped_after?: string };
       stepAtNotice = body.checkpoint_step_at_notice ?? 0;
       att.checkpoint_step_at_notice = stepAtNotice;
-      noticeSeen = true;
       att.spot_notice_at = body.noticed_at ?? new Date().toISOString();
       log(`spot interruption notice on ${where} (termination at ${body.time ?? "?"}); the trainer was asked to checkpoint now`);
       await ctx.save();
     }
     // Newest first: it is the one a resume needs. Older ones follow, unless the box is about to go.
     const pending = complete.filter((n) => !synced.has(n)).sort((a, b) => checkpointStep(b)! - checkpointStep(a)!);
-    for (const name of noticeSeen ? pending.slice(0, 1) : pending) {
+    for (const name of stepAtNotice !== undefined ? pending.slice(0, 1) : pending) {
       if (stepAtNotice !== undefined && checkpointStep(name)! > stepAtNotice && !noticeCheckpoint) {
         // The checkpoint the notice asked for: stop the trainer, whatever it computes from here is lost anyway.
         noticeCheckpoint = name;
