@@ -4,7 +4,7 @@ import { EC2Client } from "@aws-sdk/client-ec2";
 import { Command } from "commander";
 import { cleanup, parseDuration } from "../compute/index.js";
 import { EXIT_INFRA, EXIT_OK, UserError } from "../util/errors.js";
-import { loadValidConfig, setOption } from "./store-flags.js";
+import { ec2PollFromEnv, loadValidConfig, setOption } from "./store-flags.js";
 
 export function cleanupCommand(setExit: (code: number) => void): Command {
   return new Command("cleanup")
@@ -26,8 +26,7 @@ export function cleanupCommand(setExit: (code: number) => void): Command {
       const olderThanMs = flags.olderThan === undefined ? undefined : parseDuration(flags.olderThan);
       if (flags.olderThan !== undefined && olderThanMs === undefined) throw new UserError(`--older-than ${flags.olderThan}: expected a duration like 6h, 90m, 2d`);
       const ec2 = new EC2Client({ ...(region ? { region } : {}), maxAttempts: 6 });
-      const pollMs = process.env.FTUNE_EC2_POLL_MS ? Number(process.env.FTUNE_EC2_POLL_MS) : undefined;
-      const items = await cleanup(ec2, { olderThanMs, dryRun: flags.dryRun, runId: flags.runId, pollMs });
+      const items = await cleanup(ec2, { olderThanMs, dryRun: flags.dryRun, runId: flags.runId, pollMs: ec2PollFromEnv()?.pollMs });
       if (flags.json) process.stdout.write(`${JSON.stringify({ items })}\n`);
       else if (items.length === 0) process.stdout.write("no ftune-tagged instances or security groups\n");
       else for (const i of items) process.stdout.write(`${i.action.padEnd(15)} ${i.kind.padEnd(14)} ${i.id.padEnd(22)} run ${i.runId ?? "?"}: ${i.why}\n`);

@@ -83,3 +83,14 @@ export function hfToken(cfg?: FtuneConfig): string | undefined {
   if (token && process.env.GITHUB_ACTIONS === "true") core.setSecret(token);
   return token;
 }
+
+/** A number from the environment, or undefined when the variable is unset or empty. */
+export function numberFromEnv(name: string): number | undefined {
+  return process.env[name] ? Number(process.env[name]) : undefined;
+}
+
+/** FTUNE_EC2_POLL_MS: how often EC2 states are polled (a test hook; the provider's default otherwise). */
+export function ec2PollFromEnv(): { pollMs: number } | undefined {
+  const pollMs = numberFromEnv("FTUNE_EC2_POLL_MS");
+  return pollMs ? { pollMs } : undefined;
+}

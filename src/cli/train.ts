@@ -10,9 +10,8 @@ import { train, type TrainOptions } from "../train/index.js";
 import { EXIT_OK, UserError } from "../util/errors.js";
 import { inGitHubActions } from "./diagnostics-out.js";
 import { projectName } from "./project.js";
-import { addStoreFlags, hfToken, loadValidConfig, overridesFrom, setOption, storeFromFlags, type StoreFlags } from "./store-flags.js";
+import { addStoreFlags, ec2PollFromEnv, hfToken, loadValidConfig, numberFromEnv, overridesFrom, setOption, storeFromFlags, type StoreFlags } from "./store-flags.js";
 
-const numberFromEnv = (name: string): number | undefined => (process.env[name] ? Number(process.env[name]) : undefined);
 
 /** What the trainer needs from the runner's secrets; masked in Actions logs, sent to a box over SSH only. */
 function trainerSecrets(cfg: FtuneConfig): Record<string, string> {
@@ -72,7 +71,7 @@ export async function trainFromFlags(configPath: string, flags: TrainFlags): Pro
     spotPollSeconds: numberFromEnv("FTUNE_SPOT_POLL_SECONDS"),
     // Test hooks: the EC2 stand-in's IMDS ("{instance_id}" per host) and a faster EC2 state poll.
     imdsUrl: process.env.FTUNE_TEST_IMDS_URL,
-    ec2: numberFromEnv("FTUNE_EC2_POLL_MS") ? { pollMs: numberFromEnv("FTUNE_EC2_POLL_MS") } : undefined,
+    ec2: ec2PollFromEnv(),
   };
   const runId = o.runId ?? newRunId();
   try {
