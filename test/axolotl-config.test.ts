@@ -3,10 +3,10 @@
 // axolotl backend is launched on a host.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parse } from "yaml";
-import { loadConfig } from "../src/config/index.js";
+import { expandConfigPaths, loadConfig } from "../src/config/index.js";
 import { axolotlConfig, renderAxolotlYaml } from "../src/train/axolotl.js";
 import axolotlKeys from "../src/train/axolotl-keys.json" with { type: "json" };
 import { AXOLOTL_IMAGE, boxJobScript, hostPaths, trainerLaunch } from "../src/train/launch.js";
@@ -63,15 +63,7 @@ describe("axolotl config", () => {
     const known = new Set(axolotlKeys.keys);
     assert.match(axolotlKeys.commit, /^[0-9a-f]{40}$/, "the key list names its source commit");
     assert.ok(known.size > 300, "the full key list, not a sample");
-    const files: string[] = [];
-    const walk = (d: string): void => {
-      for (const n of readdirSync(d)) {
-        const p = join(d, n);
-        if (statSync(p).isDirectory()) walk(p);
-        else if (/\.ya?ml$/.test(n)) files.push(p);
-      }
-    };
-    walk(join(REPO, "configs"));
+    const files = expandConfigPaths(["configs"], REPO);
     assert.ok(files.length >= 3);
     for (const f of files) {
       const cfg = loadConfig(f).config;

@@ -14,13 +14,11 @@ import { openStore, RunStore, type RunRecord, type Store } from "../src/store/in
 import { makeActionsEnv } from "./support/actions-env.js";
 import { startGitHubStandIn, type GitHubStandIn } from "./support/github.js";
 import { teardownAll } from "./support/processes.js";
-import { REPO, ftuneAsync } from "./helpers/cli.js";
+import { REPO, ftuneAsync, lastJson } from "./helpers/cli.js";
 
 const SHARED = resolve(REPO, "..", "shared", "data");
 const FIX = join(REPO, "test", "fixtures", "report");
 const work = mkdtempSync(join(tmpdir(), "ftune-report-test-"));
-/** --json's object: the last line of stdout (in Actions, workflow commands such as ::add-mask:: come first). */
-const json = <T>(stdout: string): T => JSON.parse(stdout.trim().split("\n").at(-1)!) as T;
 after(async () => {
   rmSync(work, { recursive: true, force: true });
   await teardownAll();
@@ -156,7 +154,7 @@ describe("ftune report on a pull request (GitHub stand-in)", () => {
   it("creates the comment, then updates the same one; the job summary and the outputs hold the report", async () => {
     const first = await report(recs.run!.run_id);
     assert.equal(first.code, 0, first.stderr);
-    assert.equal(json<{ comment: { action: string } }>(first.stdout).comment.action, "created");
+    assert.equal(lastJson<{ comment: { action: string } }>(first.stdout).comment.action, "created");
     const comments = gh.comments("acme", "llm", 2);
     assert.equal(comments.length, 1);
     assert.ok(comments[0]!.body.startsWith(reportMarker("dolly-tiny")));
@@ -168,7 +166,7 @@ describe("ftune report on a pull request (GitHub stand-in)", () => {
 
     const second = await report(recs.run!.run_id);
     assert.equal(second.code, 0, second.stderr);
-    assert.equal(json<{ comment: { action: string } }>(second.stdout).comment.action, "updated");
+    assert.equal(lastJson<{ comment: { action: string } }>(second.stdout).comment.action, "updated");
     assert.equal(gh.comments("acme", "llm", 2).length, 1, "still one comment");
     await first.actions.cleanup();
     await second.actions.cleanup();
@@ -186,7 +184,7 @@ describe("ftune report on a pull request (GitHub stand-in)", () => {
     assert.equal(r.code, 0, r.stderr);
     const r3 = await ftuneAsync(["report", recs.run!.run_id, "--project", "llm-team", "--store", storeUrl, "--pr", String(issue), "--json"], { cwd: work, env: { ...r.actions.env } });
     assert.equal(r3.code, 0, r3.stderr);
-    assert.equal(json<{ comment: { action: string } }>(r3.stdout).comment.action, "updated");
+    assert.equal(lastJson<{ comment: { action: string } }>(r3.stdout).comment.action, "updated");
     const list = gh.comments("acme", "llm", issue);
     assert.equal(list.length, 250, "nothing created");
     assert.equal(list.find((c) => c.id === ours!.id)!.body.includes("old report"), false, "our comment was updated");
@@ -200,7 +198,7 @@ describe("ftune report on a pull request (GitHub stand-in)", () => {
     gh.failNext("listComments", { status: 403 });
     const r = await report(recs.run!.run_id);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(json<{ comment: { action: string } }>(r.stdout).comment.action, "forbidden");
+    assert.equal(lastJson<{ comment: { action: string } }>(r.stdout).comment.action, "forbidden");
     assert.match(r.stdout + r.stderr, /::warning::could not comment on pull request #2 \(403/);
     assert.match(r.actions.readSummary(), /## ftune · `dolly-tiny`/);
     await r.actions.cleanup();

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { makeActionsEnv, readEventPayload, type ActionsEvent } from "./support/actions-env.js";
 import { startGitHubStandIn } from "./support/github.js";
 import { teardownAll } from "./support/processes.js";
-import { REPO, ftuneAsync } from "./helpers/cli.js";
+import { REPO, ftuneAsync, lastJson } from "./helpers/cli.js";
 
 const work = mkdtempSync(join(tmpdir(), "ftune-triggers-"));
 const repo = join(work, "repo");
@@ -52,7 +52,7 @@ async function changed(event: ActionsEvent, payload?: object): Promise<{ matrix:
   assert.equal(r.code, 0, r.stderr);
   const outputs = actions.readOutputs();
   await actions.cleanup();
-  return { matrix: JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Matrix, outputs, stderr: r.stderr };
+  return { matrix: lastJson<Matrix>(r.stdout), outputs, stderr: r.stderr };
 }
 
 function prPayload(): object {
@@ -118,7 +118,7 @@ describe("triggers", () => {
     const pr = await makeActionsEnv({ event: "pull_request.opened", payload: prPayload(), repo: "acme/llm", workspace: repo });
     let r = await ftuneAsync(["train", cfg, "--dry-run", "--store", store, "--json"], { cwd: repo, env: { ...pr.env, ...env } });
     assert.equal(r.code, 0, r.stderr);
-    assert.equal((JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { namespace: string }).namespace, "pr-2");
+    assert.equal(lastJson<{ namespace: string }>(r.stdout).namespace, "pr-2");
     r = await ftuneAsync(["train", cfg, "--dry-run", "--store", store, "--namespace", "main"], { cwd: repo, env: { ...pr.env, ...env } });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /a pull request never writes to namespace main/);
@@ -129,15 +129,15 @@ describe("triggers", () => {
     const pushEnv = await makeActionsEnv({ event: "push", payload: push, repo: "acme/llm", workspace: repo });
     r = await ftuneAsync(["train", cfg, "--dry-run", "--store", store, "--json"], { cwd: repo, env: { ...pushEnv.env, ...env } });
     assert.equal(r.code, 0, r.stderr);
-    assert.equal((JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { namespace: string }).namespace, "feature/faster");
+    assert.equal(lastJson<{ namespace: string }>(r.stdout).namespace, "feature/faster");
     assert.ok(execFileSync("ls", [join(work, "store", "runs", "llm")], { encoding: "utf8" }).includes("feature~faster"), "one path segment per namespace");
     // A hand-dispatched run on main with overrides is an experiment: it goes to "manual", not to the baselines.
     const dispatch = await makeActionsEnv({ event: "workflow_dispatch", repo: "acme/llm", workspace: repo });
     r = await ftuneAsync(["train", cfg, "--dry-run", "--store", store, "--set", "training.learning_rate=1e-4", "--json"], { cwd: repo, env: { ...dispatch.env, ...env } });
     assert.equal(r.code, 0, r.stderr);
-    assert.equal((JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { namespace: string }).namespace, "manual");
+    assert.equal(lastJson<{ namespace: string }>(r.stdout).namespace, "manual");
     r = await ftuneAsync(["train", cfg, "--dry-run", "--store", store, "--json"], { cwd: repo, env: { ...dispatch.env, ...env } });
-    assert.equal((JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { namespace: string }).namespace, "main", "the config as merged may be a baseline");
+    assert.equal(lastJson<{ namespace: string }>(r.stdout).namespace, "main", "the config as merged may be a baseline");
     await pr.cleanup();
     await pushEnv.cleanup();
     await dispatch.cleanup();
@@ -152,7 +152,7 @@ describe("triggers", () => {
         env: { ...actions.env, FTUNE_DRYRUN_STEP_SECONDS: "0.01", FTUNE_POLL_MS: "100", FTUNE_CACHE_DIR: join(work, "cache") },
       });
       assert.equal(r.code, 0, r.stderr);
-      const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { namespace: string; status: string; comment: { action: string } };
+      const out = lastJson<{ namespace: string; status: string; comment: { action: string } }>(r.stdout);
       assert.deepEqual([out.namespace, out.status, out.comment.action], ["pr-2", "succeeded", "created"]);
       const [comment] = gh.comments("acme", "llm", 2);
       assert.match(comment!.body, /^<!-- ftune-report config=a -->/);

@@ -50,3 +50,8 @@ export function ftuneAsync(args: string[], opts: { cwd?: string; env?: NodeJS.Pr
     child.once("close", (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/** A --json command's object: the last line of stdout (in Actions, workflow commands such as ::add-mask:: come first). */
+export function lastJson<T>(stdout: string): T {
+  return JSON.parse(stdout.trim().split("\n").at(-1)!) as T;
+}
